@@ -204,6 +204,23 @@ class PbxPlan:
                     return name
         return None
 
+    def number_at_pbx(self, host: str, port: int | None) -> str | None:
+        """The domain of the PBX whose own SIP service ``host``:``port`` is (its `address`, the port
+        5060 when either leaves it out), None for any other. A PBX names its own numbers that way
+        (Asterisk's Transfer() and blind transfers REFER to sip:2000@<its address>): such a URI is the
+        number at that PBX, which a dial policy judges as the number (config/pbxs.py's routes)."""
+        host = host.strip("[]").lower()
+        for entry in self.pbxs.values():
+            address = entry.address
+            if address is None or address.host.strip("[]").lower() != host:
+                continue
+            if (address.port or _SIP_PORT) == (port or _SIP_PORT):
+                return entry.effective_domain
+        return None
+
+
+_SIP_PORT: Final = 5060  # RFC 3261 §19.1.2
+
 
 def pbx_checks(config: Config) -> Iterator[tuple[str, str]]:
     """Every PBX name a tenant, a user or a route gives exists; every tenant named exists."""

@@ -51,6 +51,8 @@ from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.setup.outbound import allowed_target
 from gateway.calls.setup.pbx_route import dial_domain
 from gateway.calls.states import TimerName
+from gateway.identity.address import SipAddress
+from gateway.identity.errors import IdentityError
 from gateway.identity.policy import may_call
 from sipcore.dialogs.refer import Replaces
 from sipcore.errors import SIPError
@@ -145,16 +147,34 @@ def refer_received(call: CallMachine, event: SipReferReceived) -> None:
         call.emit(SipAnswerRefer(call.call_id, 400, "Bad Replaces In Refer-To"))
         return
     own = event.own and bool(event.replaces)
-    if not own and not may_call(user, event.target, call.settings.pbx_domain):
+    target = event.target if own else _number_at_pbx(call, event.target)
+    if not own and not may_call(user, target, call.settings.pbx_domain):
         call.emit(SipAnswerRefer(call.call_id, 403, "Transfer Target Not Allowed"))
         return
-    call.transfer_in_to(event.target, event.replaces, own=own)
+    call.transfer_in_to(target, event.replaces, own=own)
     call.emit(
         SipAnswerRefer(call.call_id, 202, "Accepted"),
         SipNotifyRefer(call.call_id, 100, "Trying"),
-        NotifyTransferRequested(call.session_id, call.call_id, event.target),
+        NotifyTransferRequested(call.session_id, call.call_id, target),
     )
     call.start_timer(TimerName.REFER_WAIT, call.settings.refer_timeout)
+
+
+def _number_at_pbx(call: CallMachine, target: str) -> str:
+    """A Refer-To at a PBX's own address (sip:2000@<pbx.address>, as Asterisk's Transfer() and blind
+    transfers write it) is the number at that PBX: sip:2000@<its domain>, which the user's dial policy
+    judges as the number she may dial, and her call for it goes where her dialled numbers go. Any other
+    target as it came."""
+    try:
+        address = SipAddress.parse_dialed(target)
+    except IdentityError:
+        return target  # refused by the policy as it stands
+    if address.user is None or address.port is None:
+        return target
+    domain = call.settings.pbx_plan.number_at_pbx(address.host, address.port)
+    if domain is None:
+        return target
+    return str(SipAddress(address.scheme, address.user, domain))
 
 
 def transfer_outcome(call: CallMachine, event: TransferOutcome) -> None:

@@ -42,6 +42,9 @@ from gateway.calls.boundary.events import (
 from gateway.calls.connected.transfer import referrer_outcome
 from gateway.calls.errors import InvalidValue
 from gateway.calls.reasons import EndReason
+from gateway.config.pbxs import PbxPlan
+from gateway.config.schema import PbxSection
+from gateway.config.values import HostPort
 from tests.calls import flows as f
 
 TARGET = f"sip:1003@{f.DOMAIN}"
@@ -277,3 +280,23 @@ def test_a_replaced_consultation_call_without_its_browser_is_left_to_wait_for_it
     assert call.handle(ReplacedByTransfer()) == [StartTimer("c1", TimerName.REPLACED, 2.0)]
     closing = f.closing_bye()
     assert closing.handle(ReplacedByTransfer()) == []
+
+
+def test_a_refer_to_a_number_at_the_pbxs_own_address_is_that_number() -> None:
+    """Asterisk's Transfer() and blind transfers REFER to sip:2000@<its address>: a number at the PBX,
+    judged and dialled as the number (issue 67 item 2: any host:port form of a target she may call);
+    the same number at another port or host is not the PBX's."""
+    pbx = PbxSection(address=HostPort("192.0.2.10", 5070), domain=f.DOMAIN)
+    settings = dataclasses.replace(f.SETTINGS, pbx_plan=PbxPlan({"default": pbx}))
+    call = f.connected_in(settings)
+    out = call.handle(SipReferReceived("sip:1003@192.0.2.10:5070", f.ALICE))
+    assert out[0] == SipAnswerRefer("c1", 202, "Accepted")
+    assert out[2] == NotifyTransferRequested("s1", "c1", TARGET) and call.transfer_in == TARGET
+    for elsewhere in "sip:1003@192.0.2.10:5080", "sip:1003@192.0.2.11:5070":
+        out = f.connected_in(settings).handle(SipReferReceived(elsewhere, f.ALICE))
+        assert out == [SipAnswerRefer("c1", 403, "Transfer Target Not Allowed")], elsewhere
+    # a PBX at the default port names its numbers with or without it
+    default_port = PbxPlan({"default": PbxSection(address=HostPort("192.0.2.10"), domain=f.DOMAIN)})
+    call = f.connected_in(dataclasses.replace(f.SETTINGS, pbx_plan=default_port))
+    out = call.handle(SipReferReceived("sip:1003@192.0.2.10:5060", f.ALICE))
+    assert out[0] == SipAnswerRefer("c1", 202, "Accepted")
