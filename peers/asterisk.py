@@ -169,6 +169,9 @@ def _write_files(workdir: Path, files: Mapping[str, str], host: str, port: int, 
         if name == "pjsip.conf":
             # the transport on the test's own port, before the test's endpoints
             text = f"[transport-udp]\ntype=transport\nprotocol=udp\nbind={host}:{port}\n\n{text}"
+        elif name == "extensions.conf":
+            # its own address for the dialplan (a Transfer() to a URI at this PBX): ${ASTERISK_ADDRESS}
+            text = f"[globals]\nASTERISK_ADDRESS={host}:{port}\n\n{text}"
         (workdir / name).write_text(text)
     (workdir / "rtp.conf").write_text(
         f"[general]\nrtpstart={rtp_start}\nrtpend={rtp_start + RTP_PORTS - 1}\n"
@@ -180,7 +183,8 @@ def _write_files(workdir: Path, files: Mapping[str, str], host: str, port: int, 
 @contextlib.contextmanager
 def running_asterisk(workdir: Path, files: Mapping[str, str], host: str = "127.0.0.1") -> Iterator[Asterisk]:
     """Asterisk with ``files`` (pjsip.conf without a transport: one is added on a free port;
-    extensions.conf, voicemail.conf...) in ``workdir``/asterisk; stopped by PID at the end. A plain
+    extensions.conf without a [globals] section: one is added, setting ASTERISK_ADDRESS to host:port;
+    voicemail.conf...) in ``workdir``/asterisk; stopped by PID at the end. A plain
     context manager, so that a module-scoped fixture can share one Asterisk between tests."""
     home = asterisk_home()
     workdir = workdir / "asterisk"

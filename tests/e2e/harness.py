@@ -32,10 +32,11 @@ BOB_HASH = "scrypt$16384$8$1$HwafWmrvldoS4lVbF1Oy5w==$LopM4K2fyTJmyfFUAG6Pe9UwsX
 
 def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple[str, str] | None = None,
                    domain: str = "127.0.0.1", pbx_transport: str = "udp", alice_outbound: tuple[str, ...] = (".",),
-                   alice_extra: dict[str, Any] | None = None, **sections: Any) -> Config:  # fmt: skip
+                   alice_extra: dict[str, Any] | None = None, bob_auth: tuple[str, str] | None = None,
+                   **sections: Any) -> Config:  # fmt: skip
     """A gateway on loopback with free ports; users alice (1001) and bob (1002) as in gateway.yaml.
     `alice_outbound`: alice's allow_outbound (dial patterns or exact SIP URIs); `alice_extra`: more keys
-    of her users[] entry (default_dial, api_keys...)."""
+    of her users[] entry (default_dial, api_keys...); `bob_auth`: bob's pbx_auth, as `alice_auth`."""
     alice: dict[str, Any] = {
         "id": "alice",
         "display_name": "Alice",
@@ -66,6 +67,7 @@ def gateway_config(pbx: str | None, *, register: bool = False, alice_auth: tuple
                 "sip": "1002",
                 "allow_outbound": ["."],
                 "web_secret_hash": BOB_HASH,
+                **({"pbx_auth": {"username": bob_auth[0], "password": bob_auth[1]}} if bob_auth else {}),
             },
         ],
         # the session key and revoked tokens: a directory of this config's own, never ./state

@@ -56,7 +56,7 @@ exten => 602,1,Answer()
 exten => 603,1,Answer()
  same => n,Milliwatt()
 exten => 610,1,Answer()
- same => n,Transfer(PJSIP/2000@${CHANNEL(pjsip,local_uri)})
+ same => n,Transfer(PJSIP/sip:2000@${ASTERISK_ADDRESS})
 exten => 700,1,Answer()
  same => n,VoiceMail(1001@default,u)
 exten => *97,1,Answer()
@@ -73,7 +73,15 @@ minsecs=1
 1001 => 4242,Alice
 """
 
-FILES = {"pjsip.conf": PJSIP, "extensions.conf": DIALPLAN, "voicemail.conf": VOICEMAIL}
+# Asterisk's own transfer keys, for the parties of a Dial(..., tT): *2 attended, #1 blind
+FEATURES = "[general]\n[featuremap]\natxfer => *2\nblindxfer => #1\n"
+
+FILES = {
+    "pjsip.conf": PJSIP,
+    "extensions.conf": DIALPLAN,
+    "voicemail.conf": VOICEMAIL,
+    "features.conf": FEATURES,
+}
 
 
 def asterisk_pbx(workdir: Path, **overrides: str) -> Iterator[Asterisk]:

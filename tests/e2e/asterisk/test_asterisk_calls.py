@@ -8,45 +8,12 @@ once), Asterisk -> web (channel originate to her registered extension: rings, an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from gateway.app import Gateway
 from peers.asterisk import Asterisk
-from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from sipcore import RegState
-from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ, PASSWORDS
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-
-ALICE_AOR = "sip:1001@127.0.0.1"
-
-
-@asynccontextmanager
-async def alice_registered(pbx: Asterisk) -> AsyncIterator[tuple[Gateway, WebUser]]:
-    """The gateway in front of ``pbx`` with alice's extension registered there, and alice logged in."""
-    config = gateway_config(pbx.address, register=True, alice_auth=(ALICE_EXT, PASSWORDS[ALICE_EXT]))
-    async with running_gateway(config) as gateway:
-        assert gateway.sip is not None
-        await gateway.sip.registrations.wait_for(ALICE_AOR, RegState.REGISTERED)
-        async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
-            yield gateway, alice
-
-
-@asynccontextmanager
-async def web_call(alice: WebUser, number: str, freq: float = 1000.0) -> AsyncIterator[tuple[str, WebPeer]]:
-    peer = WebPeer(freq=freq)
-    try:
-        call_id = await alice.call(number, await peer.offer())
-        connected = await alice.wait_for("connected", call_id=call_id)
-        await peer.accept(connected["sdp"])
-        await peer.connected()
-        yield call_id, peer
-        if not any(e.get("type") == "ended" and e.get("call_id") == call_id for e in alice.events):
-            await alice.request({"type": "hangup", "call_id": call_id})
-            await alice.wait_for("ended", call_id=call_id)
-    finally:
-        await peer.close()
+from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ
+from tests.e2e.asterisk.session import alice_registered, web_call
+from tests.e2e.harness import wait_until
 
 
 async def test_web_user_hears_herself_through_echo_and_a_prompt(pbx: Asterisk) -> None:
