@@ -75,7 +75,7 @@ def pytest_report_to_serializable(config: pytest.Config, report: object) -> Gene
 # example in a subprocess...). A test module that imports one gets the `peer` marker, so `make test-fast`
 # (-m "not peer", and no tests/e2e) is the inner loop of unit and in-process component tests.
 REAL_PEERS: Final = (
-    "peers.asterisk", "peers.baresip", "peers.demo", "peers.dnsmasq", "peers.haproxy", "peers.kamailio", "peers.phone",
+    "peers.asterisk", "peers.baresip", "peers.demo", "peers.dnsmasq", "peers.firefox", "peers.haproxy", "peers.kamailio", "peers.phone",
     "peers.redis", "peers.rtpengine", "peers.sip_webrtc", "peers.sipp", "peers.softphones",
     "peers.video_phone", "peers.web_user", "playwright", "subprocess",
 )  # fmt: skip
