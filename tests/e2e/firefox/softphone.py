@@ -9,6 +9,7 @@ the page's level meters stay at 0 there.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,18 @@ async def moved(page: FirefoxPage, gateway: Gateway, before: dict[str, Any]) -> 
 
     await web_media_moved(gateway, pair, before["pair"])
     return await ice(page)
+
+
+async def phone_receives(phone: DeskPhone, call: int, packets: int = 100, timeout: float = 10.0) -> None:
+    """Poll until the phone has received ``packets`` more RTP packets of ``call`` than now (100: two
+    seconds of 20 ms audio), so that its recording holds that much of what was sent."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    first = int((await phone.rtp(call))["received"])
+    while True:
+        now = int((await phone.rtp(call))["received"])
+        if now >= first + packets:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"the phone received {now - first} of {packets} RTP packets in {timeout} s")
+        await asyncio.sleep(0.1)
