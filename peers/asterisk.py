@@ -75,10 +75,20 @@ class Asterisk:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.process.returncode is None else None
 
-    def log(self) -> str:
-        """Asterisk's messages.log: its warnings, the dialplan's steps and every SIP message."""
+    def log(self, since: int = 0) -> str:
+        """Asterisk's messages.log: its warnings, the dialplan's steps and every SIP message; from
+        ``since`` (a ``log_mark()``) on: what happened after that mark (tests sharing one Asterisk)."""
         path = self.workdir / "var" / "log" / "messages.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if not path.exists():
+            return ""
+        with path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def log_mark(self) -> int:
+        """Where the log ends now, for ``log(since=...)``."""
+        path = self.workdir / "var" / "log" / "messages.log"
+        return path.stat().st_size if path.exists() else 0
 
     def console(self) -> str:
         path = self.workdir / "console.log"

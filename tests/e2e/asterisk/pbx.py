@@ -7,8 +7,9 @@ dialplan as the tested configuration for operators.
 Extensions (context ``users``):
   600 Echo()       601 a prompt          602 Read() 4 digits, kept in AstDB test/read/<caller>
   603 Milliwatt (1004 Hz)                700 leave a voicemail for 1001     *97 VoiceMailMain
+  604 Echo() after a re-INVITE of Asterisk's changing the codec to G.722 (PJSIP_SEND_SESSION_REFRESH)
   1001, 1002, 2000: Dial() the registered contact (2000 has a hint: BLF)
-  610 Transfer() the caller to 2000 (a REFER from Asterisk)
+  610 Transfer() the caller to 2000 (a REFER from Asterisk)    **<ext> directed pickup (FreePBX's code)
 """
 
 from __future__ import annotations
@@ -55,12 +56,18 @@ exten => 602,1,Answer()
  same => n,Milliwatt()
 exten => 603,1,Answer()
  same => n,Milliwatt()
+exten => 604,1,Answer()
+ same => n,Wait(2)
+ same => n,Set(PJSIP_MEDIA_OFFER(audio)=!all,g722)
+ same => n,Set(PJSIP_SEND_SESSION_REFRESH()=invite)
+ same => n,Echo()
 exten => 610,1,Answer()
  same => n,Transfer(PJSIP/sip:2000@${ASTERISK_ADDRESS})
 exten => 700,1,Answer()
  same => n,VoiceMail(1001@default,u)
 exten => *97,1,Answer()
  same => n,VoiceMailMain(${CALLERID(num)}@default,s)
+exten => _**X.,1,Pickup(${EXTEN:2}@users)
 exten => _[12]00X,hint,PJSIP/${EXTEN}
 exten => _[12]00X,1,Dial(PJSIP/${EXTEN},30,tT)
 """

@@ -19,22 +19,28 @@ from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 ALICE_AOR, BOB_AOR = "sip:1001@127.0.0.1", "sip:1002@127.0.0.1"
 
 
-def asterisk_gateway_config(pbx: Asterisk, **sections: Any) -> Config:
-    """alice (1001) and bob (1002) registered at ``pbx`` with their extensions' credentials."""
+def asterisk_gateway_config(
+    pbx: Asterisk, alice_extra: dict[str, Any] | None = None, **sections: Any
+) -> Config:
+    """alice (1001) and bob (1002) registered at ``pbx`` with their extensions' credentials;
+    ``alice_extra``: more of alice's users[] entry (watch...)."""
     return gateway_config(
         pbx.address,
         register=True,
         alice_auth=(ALICE_EXT, PASSWORDS[ALICE_EXT]),
         bob_auth=(BOB_EXT, PASSWORDS[BOB_EXT]),
+        alice_extra=alice_extra,
         **sections,
     )
 
 
 @asynccontextmanager
-async def alice_registered(pbx: Asterisk, **sections: Any) -> AsyncIterator[tuple[Gateway, WebUser]]:
+async def alice_registered(
+    pbx: Asterisk, alice_extra: dict[str, Any] | None = None, **sections: Any
+) -> AsyncIterator[tuple[Gateway, WebUser]]:
     """The gateway in front of ``pbx`` with alice's and bob's extensions registered there, and alice
     logged in (``sections``: more of the gateway's configuration)."""
-    async with running_gateway(asterisk_gateway_config(pbx, **sections)) as gateway:
+    async with running_gateway(asterisk_gateway_config(pbx, alice_extra, **sections)) as gateway:
         assert gateway.sip is not None
         for aor in ALICE_AOR, BOB_AOR:
             await gateway.sip.registrations.wait_for(aor, RegState.REGISTERED)
