@@ -36,7 +36,7 @@ def endpoint(ext: str, *, direct_media: bool = False, timers: str = "yes") -> st
         "force_rport=yes\nrewrite_contact=yes\nsend_pai=yes\nlanguage=" + LANGUAGE + "\n"
         f"[{ext}]\ntype=auth\nauth_type=userpass\nusername={ext}\npassword={PASSWORDS[ext]}\n"
         # mailboxes on the AOR: answered to the gateway's SUBSCRIBE for message-summary (RFC 3842)
-        f"[{ext}]\ntype=aor\nmax_contacts=1\nremove_existing=yes\nqualify_frequency=0\nmailboxes={ext}@default\n\n"
+        f"[{ext}]\ntype=aor\nmax_contacts=1\nremove_existing=yes\nqualify_frequency=2\nmailboxes={ext}@default\n\n"
     )
 
 

@@ -8,12 +8,27 @@ once), Asterisk -> web (channel originate to her registered extension: rings, an
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from peers.asterisk import Asterisk
 from peers.webpeer import WebPeer
 from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ
 from tests.e2e.asterisk.session import alice_registered, web_call
 from tests.e2e.harness import wait_until
+
+
+async def _contact_available(pbx: Asterisk) -> bool:
+    contacts = await pbx.cli(f"pjsip show contacts like {ALICE_EXT}")
+    return any(line.split()[:1] == ["Contact:"] and " Avail " in line for line in contacts.splitlines())
+
+
+async def wait_until_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.2)
 
 
 async def test_web_user_hears_herself_through_echo_and_a_prompt(pbx: Asterisk) -> None:
@@ -42,6 +57,8 @@ async def test_keypad_digits_reach_read_once_each(pbx: Asterisk) -> None:
 
 async def test_asterisk_calls_the_web_user(pbx: Asterisk) -> None:
     async with alice_registered(pbx) as (_gateway, alice):
+        # Asterisk's qualify: its OPTIONS to the contact the gateway registered are answered
+        await wait_until_async(lambda: _contact_available(pbx), timeout=10)
         peer = WebPeer(freq=800)
         try:
             await pbx.cli(f"channel originate PJSIP/{ALICE_EXT} extension 600@users")
