@@ -129,3 +129,48 @@ def test_datachannel_is_not_rtp() -> None:
     assert not application.is_rtp and application.codecs == () and application.payload_types == ()
     assert application.formats == ("webrtc-datachannel",)
     assert offer.get("msid-semantic") == " WMS"
+
+
+def test_firefox_offer_typed_views() -> None:
+    """Firefox ESR 153's habits: mids "0", "1", "2"; a=rtcp with a real port and component-2 candidates
+    beside a=rtcp-mux; an extmap with a direction; a session-level a=sendrecv; no H264 (no OpenH264)."""
+    offer = load("firefox-offer-audio-video-datachannel")
+    audio, video, data = offer.media
+    assert offer.bundle_mids() == ("0", "1", "2") and [m.mid for m in offer.media] == ["0", "1", "2"]
+    assert offer.direction is sdp.Direction.SENDRECV
+    assert [c.name for c in audio.codecs] == ["opus", "G722", "PCMU", "PCMA", "telephone-event"]
+    opus = audio.codecs[0]
+    assert (opus.payload_type, opus.clock_rate, opus.channels) == (109, 48000, 2)
+    assert opus.parameters == {"maxplaybackrate": "48000", "stereo": "1", "useinbandfec": "1"}
+    assert audio.codecs[-1].fmtp == "0-15"
+    assert audio.rtcp == sdp.Rtcp(59807, "192.0.2.2") and audio.rtcp_mux
+    assert [c.component for c in audio.candidates] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert "2/recvonly urn:ietf:params:rtp-hdrext:csrc-audio-level" in audio.values("extmap")
+    dtls = offer.dtls_for(0)
+    assert dtls is not None and dtls.setup is sdp.Setup.ACTPASS
+    assert [c.name for c in video.codecs] == [
+        "VP8",
+        "rtx",
+        "VP9",
+        "rtx",
+        "AV1",
+        "rtx",
+        "ulpfec",
+        "red",
+        "rtx",
+    ]
+    assert data.get("max-message-size") == "1073741823" and data.candidates[0].component == 1
+
+
+def test_firefox_re_offer_keeps_the_negotiated_codecs_and_ids() -> None:
+    """Firefox's ICE-restart re-offer after answering the gateway's offer: only the payload types and
+    extmap ids negotiated (PCMU 0, PCMA 8, G722 9, opus 96, telephone-event 126), no component 2."""
+    offer = load("firefox-offer-ice-restart")
+    audio = offer.media[0]
+    assert audio.payload_types == (0, 8, 9, 96, 126)
+    assert audio.values("extmap")[:3] == (
+        "2 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "9/recvonly urn:ietf:params:rtp-hdrext:csrc-audio-level",
+        "1 urn:ietf:params:rtp-hdrext:sdes:mid",
+    )
+    assert {c.component for c in audio.candidates} == {1} and audio.rtcp is None

@@ -63,12 +63,30 @@ def test_no_webrtc_attribute_survives() -> None:
         "chromium-offer-audio-video",
         "aiortc-offer-audio",
         "baresip-offer-dtls-ice",
+        "firefox-offer-audio",
     ):
         result = plain(name)
         assert not all_attribute_names(result) & WEBRTC_ONLY_ATTRIBUTES, name
         assert all(m.proto == "RTP/AVP" for m in result.media)
         assert all(m.connection is None for m in result.media)
         assert result.connection == sdp.Connection(ADDRESS)
+
+
+def test_firefox_offer_to_plain() -> None:
+    """Firefox's a=rtcp (its own port and address, beside rtcp-mux) gives way to the SIP leg's; its
+    payload types, opus fmtp and telephone-event range go through as offered."""
+    result = plain("firefox-offer-audio")
+    audio = result.media[0]
+    assert audio.m_line == "audio 40000 RTP/AVP 109 9 0 8 101"
+    assert audio.rtcp == sdp.Rtcp(PORT + 1, ADDRESS) and not audio.rtcp_mux
+    assert [(c.payload_type, c.name, c.fmtp) for c in audio.codecs] == [
+        (109, "opus", "maxplaybackrate=48000;stereo=1;useinbandfec=1"),
+        (9, "G722", None),
+        (0, "PCMU", None),
+        (8, "PCMA", None),
+        (101, "telephone-event", "0-15"),
+    ]
+    assert not audio.candidates and audio.get("ssrc") is None and audio.mid is None
 
 
 def test_chromium_pcmu_only_offer() -> None:
