@@ -2,7 +2,7 @@
 gateway registers alice's extension 1001 with her pbx_auth, and her calls reach the dialplan.
 
 web -> Echo() (her own tone comes back), -> a prompt (heard), -> Read() with keypad DTMF (each digit
-once), Asterisk -> web (channel originate to her registered extension: rings, answered, Milliwatt's
+once; from the softphone page's dial pad in Chromium too), Asterisk -> web (channel originate to her registered extension: rings, answered, Milliwatt's
 1004 Hz heard and her tone reaching Asterisk)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from peers.asterisk import Asterisk
 from peers.webpeer import WebPeer
 from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ
 from tests.e2e.asterisk.session import alice_registered, web_call
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import ALICE_SECRET, wait_until
+from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
 
 async def _contact_available(pbx: Asterisk) -> bool:
@@ -72,3 +73,25 @@ async def test_asterisk_calls_the_web_user(pbx: Asterisk) -> None:
             assert ended["reason"] == "remote_hangup", ended
         finally:
             await peer.close()
+
+
+async def test_the_pages_keypad_reaches_read_once_per_digit(pbx: Asterisk) -> None:
+    """The softphone page in Chromium: alice dials 602 and keys 2580 on the page's dial pad."""
+    async with alice_registered(pbx) as (gateway, _alice), chromium_page() as page:
+        await page.goto(gateway.http_url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        await page.locator("#number").fill("602")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await wait_until(lambda: "Read(" in pbx.log(), timeout=10)
+        await asyncio.sleep(1.0)  # past Read()'s beep
+        for key in "2580":
+            await page.locator(f'#dialpad button[data-key="{key}"]').click()
+        await expect(page.locator("#dtmf-sent")).to_have_text("Sent 2580")
+        # Read() took the four digits, once each, and the dialplan went on to Milliwatt (heard)
+        assert await read_meter(page, "remote-level", 0.02) >= 0.02
+        read = await pbx.cli(f"database get test/read {ALICE_EXT}")
+        assert "Value: 2580" in read, read
+        await page.get_by_role("button", name="Hang up").click()
+        await expect(page.locator("#call-state")).to_have_text("No call")
