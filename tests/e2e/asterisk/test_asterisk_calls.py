@@ -2,8 +2,9 @@
 gateway registers alice's extension 1001 with her pbx_auth, and her calls reach the dialplan.
 
 web -> Echo() (her own tone comes back), -> a prompt (heard), -> Read() with keypad DTMF (each digit
-once; from the softphone page's dial pad in Chromium too), Asterisk -> web (channel originate to her registered extension: rings, answered, Milliwatt's
-1004 Hz heard and her tone reaching Asterisk)."""
+once; from the softphone page's dial pad in Chromium too); Asterisk -> web (channel originate to her
+registered extension: she rings, answers, and hears her tone back from Echo()); Asterisk's qualify
+OPTIONS to the contact the gateway registered are answered."""
 
 from __future__ import annotations
 
