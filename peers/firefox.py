@@ -48,7 +48,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peers.binaries import require_binary
+from peers.binaries import require_binary, unavailable
 from peers.ports import free_port
 
 __all__ = ["FAKE_MIC_HZ", "PREFS", "Firefox", "FirefoxError", "FirefoxPage", "firefox_page", "local_url"]
@@ -183,11 +183,15 @@ class FirefoxError(AssertionError):
 
 def _marionette() -> tuple[Any, Any]:
     """marionette_driver's ``Marionette`` client and ``By``, imported when first needed. Its package
-    imports mozrunner's device support, which warns of telnetlib and distro's deprecations at import."""
+    imports mozrunner's device support, which warns of telnetlib and distro's deprecations at import.
+    Missing, it skips the test (fails it under CI=true), as a missing browser does."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from marionette_driver.by import By
-        from marionette_driver.marionette import Marionette
+        try:
+            from marionette_driver.by import By
+            from marionette_driver.marionette import Marionette
+        except ImportError as exc:
+            unavailable(f"marionette-driver is not installed (pip install -e '.[test]'): {exc}")
     return Marionette, By
 
 
