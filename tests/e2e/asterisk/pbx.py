@@ -64,7 +64,7 @@ exten => 604,1,Answer()
 exten => 610,1,Answer()
  same => n,Transfer(PJSIP/sip:2000@${ASTERISK_ADDRESS})
 exten => 700,1,Answer()
- same => n,VoiceMail(1001@default,u)
+ same => n,VoiceMail(1001@default,s)
 exten => *97,1,Answer()
  same => n,VoiceMailMain(${CALLERID(num)}@default,s)
 exten => _**X.,1,Pickup(${EXTEN:2}@users)
@@ -76,6 +76,8 @@ VOICEMAIL = """[general]
 format=wav
 attach=no
 minsecs=1
+; a message plays at once (no date and caller read out first)
+envelope=no
 [default]
 1001 => 4242,Alice
 """

@@ -28,15 +28,15 @@ async def test_voicemail_light_and_listening_with_the_keypad(pbx: Asterisk) -> N
             WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
             web_call(bob, "700", BOB_HZ) as (_c, _p),
         ):
-            # the "unavailable" greeting and the beep, then 3 s of bob's tone on the message
+            # the beep (no greeting: the dialplan skips it), then 2 s of bob's tone on the message
             await wait_until(lambda: "Recording the message" in pbx.log(), timeout=20)
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(2.0)
         light = await alice.wait_for("voicemail", mailbox=ALICE_EXT, waiting=True, timeout=20)
         assert light["new"] == 1, light
 
         async with web_call(alice, "*97", ALICE_HZ) as (call_id, peer):
             await wait_until(lambda: "VoiceMailMain(" in pbx.log(), timeout=10)
-            await asyncio.sleep(3.0)  # "You have 1 new message..." and the menu
+            await asyncio.sleep(1.0)  # into "You have 1 new message...": its prompts take keys at once
             await alice.request({"type": "dtmf", "call_id": call_id, "digits": "1"})  # play new messages
             await wait_until(lambda: peer.heard(BOB_HZ, last=1.0), timeout=20)
         light = await alice.wait_for("voicemail", mailbox=ALICE_EXT, waiting=False, timeout=20)
