@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from gateway.app import Gateway
 from gateway.config import Config
 from peers.asterisk import Asterisk
+from peers.demo import require_desk_phone
+from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from sipcore import RegState
-from tests.e2e.asterisk.pbx import ALICE_EXT, BOB_EXT, PASSWORDS
+from tests.e2e.asterisk.pbx import ALICE_EXT, BOB_EXT, PASSWORDS, PHONE_EXT
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
 ALICE_AOR, BOB_AOR = "sip:1001@127.0.0.1", "sip:1002@127.0.0.1"
@@ -46,6 +49,24 @@ async def alice_registered(
             await gateway.sip.registrations.wait_for(aor, RegState.REGISTERED)
         async with WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice:
             yield gateway, alice
+
+
+@asynccontextmanager
+async def asterisk_phone(
+    pbx: Asterisk, workdir: Path, tone: float, **options: Any
+) -> AsyncIterator[DeskPhone]:
+    """The pjsua2 desk phone 2000 registered at ``pbx`` (``options``: DeskPhone's, answer="ring"...)."""
+    require_desk_phone()
+    async with DeskPhone(
+        workdir,
+        user=PHONE_EXT,
+        tone=tone,
+        register=f"sip:{pbx.address}",
+        password=PASSWORDS[PHONE_EXT],
+        **options,
+    ) as phone:
+        await phone.wait_for("registered", code=200)
+        yield phone
 
 
 @asynccontextmanager

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from peers.asterisk import RTP_PORTS, Asterisk
-from peers.demo import require_desk_phone
-from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
 from sipcore import RegState
 from tests.e2e.asterisk import pbx as conf
-from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ, PASSWORDS, PHONE_EXT
-from tests.e2e.asterisk.session import ALICE_AOR, alice_registered, web_call
+from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ, PHONE_EXT
+from tests.e2e.asterisk.session import ALICE_AOR, alice_registered, asterisk_phone, web_call
 from tests.e2e.asterisk.test_asterisk_transfer import tail_has_tone
 from tests.e2e.harness import wait_until
 
@@ -77,15 +75,10 @@ async def test_a_reinvite_of_asterisks_changes_the_codec_mid_call(pbx: Asterisk,
 async def test_direct_media_moves_the_web_users_media_to_the_phone(
     pbx: Asterisk, tmp_path: Path, since: int
 ) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(
-            tmp_path, user=PHONE_EXT, tone=PHONE_HZ, codecs="PCMU",
-            register=f"sip:{pbx.address}", password=PASSWORDS[PHONE_EXT],
-        ) as phone,
+        asterisk_phone(pbx, tmp_path, PHONE_HZ, codecs="PCMU") as phone,
         alice_registered(pbx, codecs={"sip": ["PCMU"]}) as (_gateway, alice),
-    ):  # fmt: skip
-        await phone.wait_for("registered", code=200)
+    ):
         before = len([m for m in sip_messages(pbx, "INVITE sip:", since) if in_dialog(m, "sip:1001@")])
         async with web_call(alice, PHONE_EXT, freq=WEB_HZ) as (_call_id, peer):
             incoming = await phone.wait_for("incoming")

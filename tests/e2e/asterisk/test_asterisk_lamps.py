@@ -9,12 +9,10 @@ import asyncio
 from pathlib import Path
 
 from peers.asterisk import Asterisk
-from peers.demo import require_desk_phone
-from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.asterisk.pbx import ALICE_EXT, PASSWORDS, PHONE_EXT
-from tests.e2e.asterisk.session import alice_registered, web_call
+from tests.e2e.asterisk.pbx import ALICE_EXT, PHONE_EXT
+from tests.e2e.asterisk.session import alice_registered, asterisk_phone, web_call
 from tests.e2e.harness import BOB_SECRET, wait_until
 
 BOB_HZ, ALICE_HZ, PHONE_HZ = 660.0, 1000.0, 440.0
@@ -44,20 +42,11 @@ async def test_voicemail_light_and_listening_with_the_keypad(pbx: Asterisk) -> N
 
 
 async def test_busy_lamp_of_an_asterisk_hint_and_pickup(pbx: Asterisk, tmp_path: Path) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(
-            tmp_path,
-            user=PHONE_EXT,
-            tone=PHONE_HZ,
-            answer="ring",
-            register=f"sip:{pbx.address}",
-            password=PASSWORDS[PHONE_EXT],
-        ) as phone,
+        asterisk_phone(pbx, tmp_path, PHONE_HZ, answer="ring") as phone,
         alice_registered(pbx, alice_extra={"watch": [PHONE_EXT]}) as (gateway, alice),
         WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
     ):
-        await phone.wait_for("registered", code=200)
         await alice.wait_for("contact_state", number=PHONE_EXT, state="idle", timeout=15)
         # bob calls the phone, which rings: alice's lamp rings and offers the pickup number
         bob_peer = WebPeer(freq=BOB_HZ)

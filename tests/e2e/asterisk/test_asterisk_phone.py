@@ -8,11 +8,9 @@ from pathlib import Path
 
 from peers.asterisk import Asterisk
 from peers.audio import detect_tone, rms
-from peers.demo import require_desk_phone
-from peers.phone import DeskPhone
 from peers.webpeer import WebPeer
-from tests.e2e.asterisk.pbx import ALICE_EXT, PASSWORDS, PHONE_EXT
-from tests.e2e.asterisk.session import alice_registered, web_call
+from tests.e2e.asterisk.pbx import ALICE_EXT, PHONE_EXT
+from tests.e2e.asterisk.session import alice_registered, asterisk_phone, web_call
 from tests.e2e.harness import wait_until
 from tests.e2e.sip_interop.test_web_and_phone import wav_has_tone
 
@@ -26,18 +24,10 @@ def hears_music(peer: WebPeer) -> bool:
 
 
 async def test_hold_and_resume_from_each_side_with_music_on_hold(pbx: Asterisk, tmp_path: Path) -> None:
-    require_desk_phone()
     async with (
-        DeskPhone(
-            tmp_path,
-            user=PHONE_EXT,
-            tone=PHONE_HZ,
-            register=f"sip:{pbx.address}",
-            password=PASSWORDS[PHONE_EXT],
-        ) as phone,
+        asterisk_phone(pbx, tmp_path, PHONE_HZ) as phone,
         alice_registered(pbx) as (_gateway, alice),
     ):
-        await phone.wait_for("registered", code=200)
         async with web_call(alice, PHONE_EXT, freq=WEB_HZ) as (call_id, peer):
             incoming = await phone.wait_for("incoming")
             await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")

@@ -13,12 +13,11 @@ from pathlib import Path
 from gateway.app import Gateway
 from peers.asterisk import Asterisk
 from peers.audio import detect_tone, read_wav
-from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
-from tests.e2e.asterisk.pbx import BOB_EXT, MILLIWATT_HZ, PASSWORDS, PHONE_EXT
-from tests.e2e.asterisk.session import alice_registered, web_call
+from tests.e2e.asterisk.pbx import BOB_EXT, MILLIWATT_HZ, PHONE_EXT
+from tests.e2e.asterisk.session import alice_registered, asterisk_phone, web_call
 from tests.e2e.harness import BOB_SECRET, wait_until
 
 PHONE_HZ, ALICE_HZ, BOB_HZ = 440.0, 1000.0, 660.0
@@ -28,19 +27,11 @@ PHONE_HZ, ALICE_HZ, BOB_HZ = 440.0, 1000.0, 660.0
 async def parties(
     pbx: Asterisk, tmp_path: Path
 ) -> AsyncIterator[tuple[Gateway, WebUser, WebUser, DeskPhone]]:
-    require_desk_phone()
     async with (
-        DeskPhone(
-            tmp_path,
-            user=PHONE_EXT,
-            tone=PHONE_HZ,
-            register=f"sip:{pbx.address}",
-            password=PASSWORDS[PHONE_EXT],
-        ) as phone,
+        asterisk_phone(pbx, tmp_path, PHONE_HZ) as phone,
         alice_registered(pbx, calls={"web_calls": "pbx"}) as (gateway, alice),
         WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
     ):
-        await phone.wait_for("registered", code=200)
         yield gateway, alice, bob, phone
 
 
