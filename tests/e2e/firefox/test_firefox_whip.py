@@ -12,21 +12,11 @@ from peers.demo import require_desk_phone
 from peers.firefox import firefox_page, local_url
 from peers.phone import DeskPhone
 from peers.softphones import whip_script
+from tests.e2e.dialects.test_whip_thirdparty import PUBLISH  # the same page code as in Chromium
 from tests.e2e.firefox.softphone import PHONE_HZ, assert_phone_heard_firefox, phone_receives
 from tests.e2e.harness import gateway_config, running_gateway, wait_until
 
 API_KEY = "e2e-whip-firefox-0123456789"
-
-PUBLISH = """async ([url, token]) => {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly" });
-    const whip = new window.WHIPClient();
-    await whip.publish(pc, url, token);
-    window.pc = pc;
-    window.whip = whip;
-    return whip.resourceURL.pathname;
-}"""
 
 
 def whip_client() -> str:
