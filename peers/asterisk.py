@@ -1,7 +1,7 @@
 """A real Asterisk 22 (chan_pjsip) as the PBX behind the gateway, for end-to-end tests.
 
-No package registry has Asterisk for this machine kind: ../shared/peers/asterisk (beside the project's
-checkout; ``ASTERISK_HOME`` moves it) holds a build of 22.10.1 with its bundled pjproject, started by
+No package registry has Asterisk for this machine kind: shared/peers/asterisk (beside the project's
+checkout, ../shared, or beside a folder above it; ``ASTERISK_HOME`` names another) holds a build of 22.10.1 with its bundled pjproject, started by
 its ``bin/run-asterisk DIR`` with the configuration files a test writes into DIR. Its run-time libraries,
 prompts and music on hold are Debian packages (scripts/system-packages.txt).
 
@@ -36,7 +36,6 @@ from peers.ports import free_port, free_range
 
 __all__ = ["Asterisk", "asterisk_home", "running_asterisk"]
 
-_DEFAULT_HOME = Path(__file__).resolve().parent.parent.parent / "shared" / "peers" / "asterisk"
 # What run-asterisk would write itself, plus the verbose log that carries the pjsip logger's messages.
 _LOGGER = "[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose\n"
 RTP_PORTS = 100  # 50 calls' worth of RTP/RTCP pairs: plenty for a test
@@ -44,12 +43,26 @@ RTP_PORTS = 100  # 50 calls' worth of RTP/RTCP pairs: plenty for a test
 
 def asterisk_home() -> Path:
     """The Asterisk build (its bin/run-asterisk), or a skip / failure (CI=true) saying what is missing."""
-    home = Path(os.environ.get("ASTERISK_HOME", _DEFAULT_HOME))
-    if not (home / "bin" / "run-asterisk").exists():
-        unavailable(f"no Asterisk build at {home} (set ASTERISK_HOME; ../shared/peers/asterisk/README.md)")
+    home = _find_home()
+    if home is None:
+        unavailable(
+            "no Asterisk build in shared/peers/asterisk beside the checkout or above it (set ASTERISK_HOME)"
+        )
     if not Path("/usr/share/asterisk/sounds").is_dir():
         unavailable("Asterisk's prompts are missing: apt-get install asterisk-core-sounds-en-wav")
     return home
+
+
+def _find_home() -> Path | None:
+    """``ASTERISK_HOME``, else shared/peers/asterisk beside the checkout (../shared) or beside a folder
+    above it (a CI clone one level deeper): the first with a bin/run-asterisk."""
+    if "ASTERISK_HOME" in os.environ:
+        candidates = [Path(os.environ["ASTERISK_HOME"])]
+    else:
+        candidates = [
+            parent / "shared" / "peers" / "asterisk" for parent in Path(__file__).resolve().parents[1:]
+        ]
+    return next((home for home in candidates if (home / "bin" / "run-asterisk").exists()), None)
 
 
 class Asterisk:
