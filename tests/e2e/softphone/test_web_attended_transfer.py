@@ -11,9 +11,11 @@ failed.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from peers.demo import ALICE_HASH
+from peers.demo import ALICE_HASH, require_desk_phone
+from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, BOB_HASH, BOB_SECRET, gateway_config, running_gateway, wait_until
@@ -104,3 +106,50 @@ async def test_alice_transfers_bob_to_carol_after_consulting_her() -> None:
             for peer in (a1, a2, b1, b2, c1):
                 await peer.close()
             await asyncio.sleep(0)
+
+
+async def test_alice_transfers_bob_to_the_desk_phone_she_consulted(tmp_path: Path) -> None:
+    """Issue 67 item 2: with a PBX (here the demo's desk phone at pbx.address), alice calls bob (a web
+    user: the gateway rings him itself), holds him, consults 2000 at the PBX and completes. Her REFER
+    reaches bob's side as Refer-To sip:2000@<pbx host>:<pbx port>?Replaces=...: a number at the PBX,
+    which bob's dial policy allows. It was refused "403 Transfer Target Not Allowed" (a dial pattern
+    allows no port) and bob was left held."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(gateway_config(phone.address)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        WebUser(gateway.http_url, "bob", BOB_SECRET) as bob,
+    ):
+        a1, a2 = WebPeer(freq=1000), WebPeer(freq=1100)
+        b1, b2 = WebPeer(freq=600), WebPeer(freq=600)
+        try:
+            to_bob = await alice.call("bob", await a1.offer())
+            bob_call = await _answer(bob, b1)
+            await a1.accept((await alice.wait_for("connected", call_id=to_bob))["sdp"])
+            await alice.request({"type": "hold", "call_id": to_bob})
+            await alice.wait_for("held", call_id=to_bob, by="local")
+            to_phone = await alice.call("2000", await a2.offer())
+            await a2.accept((await alice.wait_for("connected", call_id=to_phone))["sdp"])
+            consult = await phone.wait_for("incoming")
+            await wait_until(lambda: a2.heard(440, last=1.0), timeout=10)
+
+            await alice.request({"type": "transfer", "call_id": to_bob, "replaces": to_phone})
+            requested = await bob.wait_for("transfer_requested", call_id=bob_call)
+            assert requested["to"] == "sip:2000@127.0.0.1", requested  # the number at the PBX, no port
+            reply = await bob.request(
+                {"type": "call", "to": requested["to"], "sdp": await b2.offer(), "transfer_of": bob_call}
+            )
+            new_call = str(reply["call_id"])
+            await b2.accept((await bob.wait_for("connected", call_id=new_call))["sdp"])
+            replaced = await phone.wait_for("replaced", call=consult["call"])
+            states = [(await alice.wait_for("transfer", call_id=to_bob))["state"]]
+            while states[-1] not in ("succeeded", "failed"):
+                states.append((await alice.wait_for("transfer", call_id=to_bob, timeout=20))["state"])
+            assert states[-1] == "succeeded", states
+            await wait_until(lambda: b2.heard(440, last=1.0), timeout=10)  # bob talks with the phone
+            await bob.request({"type": "hangup", "call_id": new_call})
+            await phone.wait_for("state", call=replaced["new_call"], state="DISCONNECTED")
+        finally:
+            for peer in (a1, a2, b1, b2):
+                await peer.close()
