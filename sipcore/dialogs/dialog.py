@@ -105,10 +105,14 @@ class DialogId:
 
     @classmethod
     def of_response(cls, response: Response) -> DialogId | None:
-        """The id of the dialog a received response belongs to (§12.1.2), None without tags."""
+        """The id of the dialog a received response belongs to (§12.1.2), None without tags. A 2xx
+        without a To tag has the null remote tag "": §12.1.2 has a UAC take it so (an RFC 2543 peer,
+        which tags nothing); a 1xx without one creates no dialog."""
         to, from_, call_id = response.to, response.from_, response.call_id
-        if to is None or to.tag is None or from_ is None or not from_.tag or not call_id:
+        if to is None or from_ is None or not from_.tag or not call_id:
             return None
+        if to.tag is None:
+            return cls(call_id, from_.tag, "") if 200 <= response.status < 300 else None
         return cls(call_id, from_.tag, to.tag)
 
 

@@ -104,8 +104,18 @@ def test_2xx_without_provisional_and_errors() -> None:
         and outcome.dialog.state is DialogState.CONFIRMED
         and outcome.ack is not None
     )
-    with pytest.raises(DialogError, match="without To tag"):
-        dialogs.on_invite_response(invite, response_to(invite, 200, tag=None))
+    # a 2xx without a To tag, to another INVITE: the dialog of an RFC 2543 peer, its remote tag null
+    # (RFC 3261 §12.1.2); requests of that peer (From without a tag) match it, and it is ACKed
+    untagged_invite = our_invite()
+    untagged = dialogs.on_invite_response(untagged_invite, response_to(untagged_invite, 200, tag=None))
+    assert untagged.dialog is not None and untagged.ack is not None
+    assert untagged.dialog.id.remote_tag == "" and untagged.dialog.state is DialogState.CONFIRMED
+    assert untagged.ack.to is not None and untagged.ack.to.tag is None
+    bye = untagged.dialog.create_request("BYE")
+    assert bye.to is not None and bye.to.tag is None
+    # a 1xx without a To tag still makes no early dialog
+    ringing = our_invite()
+    assert dialogs.on_invite_response(ringing, response_to(ringing, 180, tag=None)).dialog is None
     with pytest.raises(DialogError, match="already exists"):
         dialogs.add(outcome.dialog)
     other = our_invite()  # another From tag
