@@ -9,6 +9,7 @@ grammar; edits produce new frozen values (``with_attributes``, ``without``, ``da
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -100,6 +101,9 @@ class _Attributes:
         return tuple(result)
 
 
+_MID = re.compile(r"[^\s\x00-\x1f\x7f]+")  # RFC 5888 §4 identification-tag, read liberally
+
+
 @dataclass(frozen=True, slots=True)
 class MediaDescription(_Attributes):
     """One media section: ``m=<media> <port>[/<count>] <proto> <fmt> ...`` and its lines (RFC 8866 §5.14)."""
@@ -169,8 +173,15 @@ class MediaDescription(_Attributes):
 
     @property
     def mid(self) -> str | None:
+        """The media section's identification tag: never empty nor spaced (RFC 5888 §4 asks a token; a
+        peer's other characters are taken, liberal in what is accepted)."""
         value = self.get("mid")
-        return None if value is None else value.strip()
+        if value is None:
+            return None
+        value = value.strip()
+        if not _MID.fullmatch(value):
+            raise SdpParseError(f"a=mid must be a tag (RFC 5888 §4), got {value!r} in 'm={self.m_line}'")
+        return value
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:

@@ -91,8 +91,13 @@ def validate(description: SessionDescription) -> None:
     """Compute every typed view the gateway relies on, so malformed lines fail here (SIP 400)."""
     for level in (description, *description.media):
         _ = level.direction, level.ice, level.fingerprints, level.setup, level.groups
+    mids: set[str] = set()
     for media in description.media:
-        _ = media.codecs, media.candidates, media.rtcp, media.mid
+        _ = media.codecs, media.candidates, media.rtcp
+        if media.mid is not None:
+            if media.mid in mids:  # RFC 5888 §4: unique within the session
+                raise SdpParseError(f"a=mid:{media.mid} names two media sections (RFC 5888 §4)")
+            mids.add(media.mid)
 
 
 class _Builder:

@@ -189,3 +189,18 @@ def test_codecs_and_candidates_are_computed_once_per_value() -> None:
     edited = dataclasses.replace(section, formats=("8",)).without("candidate")
     assert [c.name for c in edited.codecs] == ["PCMA"] and edited.candidates == ()
     assert [c.name for c in section.codecs] == ["PCMU", "PCMA"]
+
+
+def test_a_mid_is_a_token_named_once() -> None:
+    """Issue 67 item 19: an offer with an empty a=mid was taken, and aiortc failed on it only when the
+    answer was set (after the phone had answered). RFC 5888 §4: a mid is a tag (a token), unique in the session:
+    refused at parse (400), naming the line."""
+    offer = text("chromium-offer-audio")
+    mid = next(line for line in offer.split("\r\n") if line.startswith("a=mid:"))
+    for bad in ("a=mid:", "a=mid: ", "a=mid:a b", "a=mid:x\x7f"):
+        with pytest.raises(sdp.SdpParseError, match=r"a=mid must be a tag \(RFC 5888 §4\)"):
+            sdp.parse(offer.replace(mid, bad))
+    video = text("chromium-offer-audio-video")
+    mids = [line for line in video.split("\r\n") if line.startswith("a=mid:")]
+    with pytest.raises(sdp.SdpParseError, match=rf"{mids[0]} names two media sections"):
+        sdp.parse(video.replace(mids[1], mids[0]).replace("a=group:BUNDLE", "a=x-group:BUNDLE"))

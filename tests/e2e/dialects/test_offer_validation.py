@@ -42,6 +42,8 @@ BAD = [
     ("a=ssrc:1045697302 cname:3EjKm2oIjmbLSacl\r\n", "a=ssrc:1045697302 256\r\n", "a=ssrc"),  # ValueError
     ("a=rtcp-mux\r\n", "", "a=rtcp-mux"),  # aiortc: "RTCP mux is not enabled"
     ("a=fmtp:63 111/111\r\n", "a=fmtp:x 111/111\r\n", "a=fmtp"),  # aiortc: int('x')
+    # issue 67 item 19: aiortc "Media sections in answer do not match offer" after the phone answered
+    ("a=mid:0\r\n", "a=mid:\r\n", "a=mid"),
 ]
 
 
