@@ -180,9 +180,10 @@ class Dialect(Protocol):
 
     async def on_message(self, data: str | bytes) -> None: ...
 
-    async def on_refused(self, error: SignalingError) -> None:
-        """A message not handled (`rate_limited`, `too_large`) or the login deadline passed
-        (`login_timeout`, then close 4008): tell the peer in the dialect's words, or not at all."""
+    async def on_refused(self, error: SignalingError, message: str | bytes | None = None) -> None:
+        """A message not handled (`rate_limited`, `too_large`: ``message``, for the request id a reply
+        echoes) or the login deadline passed (`login_timeout`, then close 4008): tell the peer in the
+        dialect's words, or not at all."""
         ...
 
     async def on_close(self) -> None:
@@ -552,11 +553,14 @@ async def _read(
 async def _handle(
     socket: SessionSocket, dialect: Dialect, rules: SessionRules, limits: SignalingLimits, data: str | bytes
 ) -> None:
-    if rules.per_message_rate and not socket.take():
-        await dialect.on_refused(socket.rate_limited())
-        return
     size = _size(data)
-    if size > limits.max_message_bytes:
+    within = size <= limits.max_message_bytes
+    if rules.per_message_rate and not socket.take():
+        # the refused request's id is echoed (a client waits on it), read only from a message of a size
+        # the gateway would have read anyway
+        await dialect.on_refused(socket.rate_limited(), data if within else None)
+        return
+    if not within:
         if not rules.answers_too_large:
             socket.close_with(CLOSE_TOO_LARGE)
             return

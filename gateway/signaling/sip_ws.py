@@ -149,7 +149,7 @@ class SipFlowDialect:
             target = await relay_to(first, target)
         return False  # served here
 
-    async def on_refused(self, error: SignalingError) -> None:
+    async def on_refused(self, error: SignalingError, message: str | bytes | None = None) -> None:
         pass  # the authentication deadline (then 4008): SIP has nothing to say; no rate limit (RULES)
 
     async def on_close(self) -> None:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from gateway.signaling.errors import LoginTimeout, SignalingError
 from gateway.signaling.http_api.handlers import error_response
+from gateway.signaling.jsonrpc import framing as rpc
 from gateway.signaling.jsonrpc.context import RpcContext
 from gateway.signaling.jsonrpc.peer import RpcPeer
 from gateway.signaling.session_loop import (
@@ -101,9 +102,9 @@ class RpcDialect:
             self.peer = self.peer.successor
             await self.peer.flush()
 
-    async def on_refused(self, error: SignalingError) -> None:
+    async def on_refused(self, error: SignalingError, message: str | bytes | None = None) -> None:
         if not isinstance(error, LoginTimeout):  # a response needs a request: the close says it
-            await self.peer.refuse(error)
+            await self.peer.refuse(error, rpc.id_of(message) if message is not None else None)
 
     async def on_close(self) -> None:
         if self._relay is not None:

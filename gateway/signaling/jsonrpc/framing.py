@@ -174,6 +174,17 @@ def decode(text: str | bytes) -> Frame:
     return Frame(calls=(decoded,) if decoded is not None else ())
 
 
+def id_of(text: str | bytes) -> RpcId:
+    """The id of the single request in ``text`` (a frame refused unread: rate limited), null when it
+    holds none that is valid (a batch, not JSON, a bad id): §5 answers those with a null id."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    found = _read_id(data) if isinstance(data, dict) else None
+    return None if isinstance(found, RpcError) else found
+
+
 def _read_id(item: Mapping[str, object]) -> RpcId | RpcError:
     """§4: a String, Number (integers here) or Null; a fraction or anything else is invalid."""
     value = item.get("id")

@@ -219,9 +219,10 @@ class RpcPeer:
             self._ringing.discard(call_id)
 
     # --- frames in -----------------------------------------------------------------------------------
-    async def refuse(self, error: SignalingError) -> None:
-        """A frame the session loop did not hand over (too large): its error, with a null id."""
-        await self._send(rpc.encode(rpc.error_from(error, None).to_json()))
+    async def refuse(self, error: SignalingError, rpc_id: rpc.RpcId = None) -> None:
+        """A frame the session loop did not hand over (too large, rate limited): its error, with the id
+        of the request refused (``rpc_id``, null when unknown: §5)."""
+        await self._send(rpc.encode(rpc.error_from(error, rpc_id).to_json()))
 
     async def receive(self, text: str | bytes) -> None:
         """One WebSocket frame (already within the size limit: the session loop checked it): its

@@ -238,7 +238,7 @@ class RoomDialect:
         socket.close_with(TRY_AGAIN_LATER)
         return True
 
-    async def on_refused(self, error: SignalingError) -> None:
+    async def on_refused(self, error: SignalingError, message: str | bytes | None = None) -> None:
         await self.send(error_message(error))
 
     async def on_message(self, data: str | bytes) -> None:

@@ -27,6 +27,7 @@ from gateway.signaling.session_loop import (
     serve,
 )
 from gateway.signaling.ws.connection import Connection, ConnectionState, SignalingContext
+from gateway.signaling.ws.protocol import request_id_of
 from gateway.signaling.ws.relay import WsRelay, relay_target
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ class JsonDialect:
         if self.connection.close_code is not None:
             self._socket.close_with(self.connection.close_code)
 
-    async def on_refused(self, error: SignalingError) -> None:
-        await self.connection.send(ErrorMessage.from_error(error))
+    async def on_refused(self, error: SignalingError, message: str | bytes | None = None) -> None:
+        await self.connection.send(ErrorMessage.from_error(error, request_id_of(message)))
 
     async def on_close(self) -> None:
         if self._relay is not None:

@@ -520,6 +520,17 @@ def peek_id(data: object) -> RequestId:
     return None
 
 
+def request_id_of(text: str | bytes | None) -> RequestId:
+    """The `id` of the request in ``text`` (a message refused unread: rate limited), None when it has
+    none that is valid or is no JSON object."""
+    if text is None:
+        return None
+    try:
+        return peek_id(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
+
+
 def parse_json(text: str | bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
     """The JSON value of one message, after the size check."""
     size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
