@@ -223,8 +223,15 @@ class MediaDescription(_Attributes):
 
     @property
     def cryptos(self) -> tuple[Crypto, ...]:
-        """The ``a=crypto`` lines the gateway can use (RFC 4568; sdp/crypto.py), in the offer's order."""
-        found = (Crypto.parse(a.value or "") for a in self.attributes if a.name == "crypto")
+        """The ``a=crypto`` lines the gateway can use (RFC 4568; sdp/crypto.py), in the offer's order. Two
+        lines with one tag make the description invalid (RFC 4568 §9.1: a tag is unique in its media
+        section), whichever of them the gateway could use."""
+        lines = [a.value or "" for a in self.attributes if a.name == "crypto"]
+        tags = [line.split(maxsplit=1)[0] for line in lines if line.strip()]
+        twice = next((tag for index, tag in enumerate(tags) if tag in tags[:index]), None)
+        if twice is not None:
+            raise SdpParseError(f"a=crypto tag {twice} given twice in 'm={self.m_line}' (RFC 4568 §9.1)")
+        found = (Crypto.parse(line) for line in lines)
         return tuple(c for c in found if c is not None)
 
     @property

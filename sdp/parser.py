@@ -93,7 +93,7 @@ def validate(description: SessionDescription) -> None:
         _ = level.direction, level.ice, level.fingerprints, level.setup, level.groups
     mids: set[str] = set()
     for media in description.media:
-        _ = media.codecs, media.candidates, media.rtcp
+        _ = media.codecs, media.candidates, media.rtcp, media.cryptos
         if media.mid is not None:
             if media.mid in mids:  # RFC 5888 §4: unique within the session
                 raise SdpParseError(f"a=mid:{media.mid} names two media sections (RFC 5888 §4)")

@@ -75,3 +75,16 @@ def test_without_our_key_an_sdes_offer_is_not_answered() -> None:
     offer = sdp.parse((FIELD / "polycom-sdes-offer.sdp").read_text())
     with pytest.raises(sdp.SdpUnacceptable):
         sdp.answer(offer, codecs=["PCMU/8000"], transport=sdp.PlainTransport("198.51.100.1", 40000))
+
+
+def test_two_crypto_lines_with_one_tag_are_refused() -> None:
+    """RFC 4568 §9.1: a tag is unique in its media section. Two lines of tag 1 were taken and keyed
+    (issue 67 item 6); refused at parse (400), naming the tag."""
+    text = (FIELD / "polycom-sdes-offer.sdp").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("a=crypto:"))
+    tag = line.split(":", 1)[1].split()[0]
+    with pytest.raises(sdp.SdpParseError, match=rf"a=crypto tag {tag} given twice .*RFC 4568 §9.1"):
+        sdp.parse(text.replace(line, f"{line}\r\n{line}"))
+    other = line.replace(f"a=crypto:{tag} ", f"a=crypto:{int(tag) + 7} ", 1)  # another tag: both kept
+    before = len(sdp.parse(text).media[0].cryptos)
+    assert len(sdp.parse(text.replace(line, f"{line}\r\n{other}")).media[0].cryptos) == before + 1

@@ -9,7 +9,7 @@ from sdp import video_sdes
 
 KEY = sdp.Crypto.new(1)
 OTHER = sdp.Crypto.new(2, "AES_CM_128_HMAC_SHA1_32")
-UNUSABLE = "1 AES_256_CM_HMAC_SHA1_80 inline:" + "A" * 60
+UNUSABLE = "3 AES_256_CM_HMAC_SHA1_80 inline:" + "A" * 60  # a tag of its own (RFC 4568 §9.1)
 
 
 def section(proto: str, *cryptos: str) -> sdp.MediaDescription:
