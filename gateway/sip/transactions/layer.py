@@ -70,6 +70,7 @@ from sipcore.errors import CertificateRejected, SIPError, TransportError, Unreac
 from sipcore.location.routing import Address, Target
 from sipcore.syntax.headers import Via, new_branch
 from sipcore.syntax.message import Message, Request, Response, add_received, make_response
+from sipcore.syntax.multipart import with_sdp_body
 from sipcore.syntax.parser import DEFAULT_LIMITS, Framing, ParserLimits, parse_message
 from sipcore.transaction import (
     Action,
@@ -294,6 +295,8 @@ class TransactionLayer:
             logger.exception("cannot parse a message from %s: dropped", source)
             return
         self.stats.received[(*message_label(message), source.transport.name)] += 1
+        # a SIP-I/SIP-T body (SDP + ISUP, RFC 3204) is read as its SDP from here on (RFC 5621 §3.1)
+        message = with_sdp_body(message)
         try:
             if isinstance(message, Response):
                 self.client.receive(message, source)
