@@ -101,6 +101,8 @@ class MixPorts(BridgeFields):
             return
         self._mixing = self._mix_renewed = None
         self._taps.pop(_MIX_TAP, None)
+        for path in self._to_sip, self._to_web:  # what the mixer took is no gap in either direction
+            path.forget_input()
         if self._state is BridgeState.ACTIVE:
             self._configure_paths()  # the fast lane links again where it may
             self._start_fill()  # the browser away (a call taken over): the SIP party hears the fill again

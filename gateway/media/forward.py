@@ -165,6 +165,16 @@ class MediaPath:
         else:
             self._mapper.set_rates(in_rate, out.clock_rate)
 
+    def forget_input(self) -> None:
+        """The input went elsewhere for a while (a three-way call's mixer): its numbering starts again at
+        the next packet, so the packets it did not see are neither counted lost (issue 67 item 1: a
+        merge left hundreds in the record, the live quality and the loss histograms) nor concealed, and
+        the reorder buffer holds nothing from before."""
+        self._last_seq.clear()
+        self._expect = None
+        self._reorder = ReorderBuffer()
+        self._reorder_key = None
+
     @property
     def configured(self) -> bool:
         return self._out is not None

@@ -277,3 +277,17 @@ def test_an_event_told_by_sip_info_is_skipped_in_the_numbering() -> None:
         assert out == []
         digits += found
     assert [d.digit for d in digits] == ["5"] and len(skipped) == i + 1
+
+
+def test_input_forgotten_is_no_loss_when_it_comes_back() -> None:
+    """Issue 67 item 1: while a three-way call's mixer takes a leg's packets the path sees none; when
+    forwarding resumes their numbers are no gap (nor concealed), and a gap after that counts again."""
+    path = _path({0: PCMU, 101: TE}, PCMU)
+    payload = ulaw_encode(sine(600, seconds=0.02))
+    for seq in range(100, 105):
+        path.feed(5, seq, 1000 + 160 * seq, 0, False, payload, seq * 0.02)
+    path.forget_input()
+    path.feed(5, 400, 1000 + 160 * 400, 0, False, payload, 8.0)  # 295 packets went to the mixer
+    assert path.stats().lost == 0
+    path.feed(5, 403, 1000 + 160 * 403, 0, False, payload, 8.06)  # 401 and 402 lost
+    assert path.stats().lost == 2
