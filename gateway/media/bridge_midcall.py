@@ -212,7 +212,7 @@ class MidCallOffers(BridgeFields):
         direction = sdp.Direction.SENDONLY if hold else sdp.Direction.SENDRECV
         if full:
             first = [current.codec] if current is not None else []
-            codecs = choice.sip_offer_codecs(first, self.settings.sip_codecs, self.settings.sip_codecs)
+            codecs = choice.sip_offer_codecs(self.settings.sip_codecs, first)
             description = self._sip_offer_for(codecs, direction)
         else:
             index, _ = audio_section(last)

@@ -46,7 +46,7 @@ class SetupOffers(BridgeFields):
         web_usable = choice.offered(section, self.settings.web_codecs)
         if not web_usable:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")
-        codecs = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        codecs = choice.sip_offer_codecs(self.settings.sip_codecs)
         self._sip.reserve()
         self._web.ice_sockets.reserve()  # the web leg's ICE pairs too: no room, no INVITE (issue 36)
         self._web_offer = offer
@@ -102,8 +102,7 @@ class SetupOffers(BridgeFields):
             return self._web_answer
         if self._web_offer is None:
             raise BridgeError(f"call={self._call} answer_web_first() on a call from the SIP side")
-        web_usable = choice.offered(audio_section(self._web_offer)[1], self.settings.web_codecs)
-        ours = choice.sip_offer_codecs(web_usable, self.settings.sip_codecs, self.settings.web_codecs)
+        ours = choice.sip_offer_codecs(self.settings.sip_codecs)
         if self.video is not None:
             self.video.answer_first()  # the browser gets the first video codec of our SIP offer
         return await self._answer_web(ours)
@@ -176,7 +175,7 @@ class SetupOffers(BridgeFields):
         await self._web.accept_answer(answer)
         web = self._apply_web(audio_section(local)[1], audio_section(answer)[1], answering=False)
         if offer is None:
-            codecs = choice.sip_offer_codecs([web.codec], self.settings.sip_codecs, self.settings.web_codecs)
+            codecs = choice.sip_offer_codecs(self.settings.sip_codecs, [web.codec])
             address, port = await self._sip.open(codecs, self._sip_family)
             description = choice.plain_offer(
                 codecs,

@@ -45,13 +45,14 @@ async def test_browser_calls_pbx_pcmu_passes_through_unchanged(ports: RtpPortAll
         await call.close()
 
 
-async def test_plain_offer_lists_the_browsers_codecs_first(ports: RtpPortAllocator) -> None:
+async def test_plain_offer_lists_codecs_sip_in_its_own_order(ports: RtpPortAllocator) -> None:
+    """codecs.sip is the operator's priority order (issue 67 item 4), whatever the browser offers."""
     call = Call(ports, web_codecs=("PCMA", "telephone-event"), sip_codecs=("PCMU", "PCMA", "G722"))
     try:
         await call.phone.start()
         plain = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
         names = [c.name for c in plain.media[0].codecs]
-        assert names == ["PCMA", "PCMU", "G722", "telephone-event"]
+        assert names == ["PCMU", "PCMA", "G722", "telephone-event"]
         assert plain.media[0].proto == "RTP/AVP" and not plain.media[0].has("fingerprint")
     finally:
         await call.close()

@@ -166,10 +166,12 @@ def test_telephone_events_are_reported_once_and_forwarded_at_the_output_clock() 
     assert max(TelephoneEvent.parse(p.payload).duration for p in forwarded) == 800  # 100 ms at 8000 Hz
 
 
-def test_codec_choice_prefers_what_needs_no_transcoding() -> None:
-    browser = [OPUS, choice.known("PCMA")]
-    assert [c.name for c in choice.sip_offer_codecs(browser, ("PCMU", "PCMA", "opus"), ("opus", "PCMA"))] == [
-        "PCMA", "opus", "PCMU",
+def test_codec_choice_keeps_the_operators_order_and_the_web_leg_avoids_transcoding() -> None:
+    # the SIP offer: codecs.sip's priority order (issue 67 item 4: [G729, PCMU] offered PCMU first);
+    # a codec in use (a re-offer) or the browser's (a late offer's 200) goes ahead of the rest
+    assert [c.name for c in choice.sip_offer_codecs(("G729", "PCMU"))] == ["G729", "PCMU"]
+    assert [c.name for c in choice.sip_offer_codecs(("PCMU", "PCMA", "opus"), [choice.known("PCMA")])] == [
+        "PCMA", "PCMU", "opus",
     ]  # fmt: skip
     prefs = choice.web_preferences([choice.known("G722"), PCMU], ("opus", "PCMU"))
     assert [c.name for c in prefs] == ["PCMU", "opus", "telephone-event", "telephone-event"]

@@ -53,7 +53,7 @@ def test_other_codecs_keep_their_fmtp_and_g729_is_refused_when_not_allowed() -> 
 
 
 def test_our_offer_with_g729_says_annexb_no() -> None:
-    codecs = codec_choice.sip_offer_codecs([codec_choice.known("opus")], ("opus", "G729"), ("opus",))
+    codecs = codec_choice.sip_offer_codecs(("opus", "G729"))
     offer = codec_choice.plain_offer(codecs, address="192.0.2.1", port=4000, telephone_event=True)
     text = sdp.write(offer)
     assert "m=audio 4000 RTP/AVP 111 18 101 102" in text

@@ -62,16 +62,13 @@ def first_common(preferred: Iterable[Codec], available: Sequence[Codec]) -> Code
     return None
 
 
-def sip_offer_codecs(
-    web_offered: Sequence[Codec], sip_allowed: Sequence[str], web_allowed: Sequence[str]
-) -> list[Codec]:
-    """Codecs for the offer to the SIP side: those the browser also offered (and the web leg allows) first,
-    so that the PBX can pick one that needs no transcoding, then the others (transcoded if chosen)."""
-    shared = [
-        n for n in sip_allowed if any(matches(c, n) for c in web_offered) and n.lower() in _lower(web_allowed)
-    ]
-    rest = [n for n in sip_allowed if n not in shared]
-    return [known(n) for n in shared + rest]
+def sip_offer_codecs(sip_allowed: Sequence[str], first: Sequence[Codec] = ()) -> list[Codec]:
+    """Codecs for an offer to the SIP side: ``codecs.sip`` in its own order, the operator's priority
+    (issue 67 item 4: `[G729, PCMU]` offered PCMU first, the browser's codecs having been put ahead), with
+    ``first`` (the codec in use: a re-offer, RFC 6337 §5.3; the browser's, in the 200 to a late offer)
+    ahead of the rest where ``codecs.sip`` has it."""
+    ahead = [n for n in sip_allowed if any(matches(c, n) for c in first)]
+    return [known(n) for n in ahead + [n for n in sip_allowed if n not in ahead]]
 
 
 def web_preferences(sip_side: Sequence[Codec], web_allowed: Sequence[str]) -> list[Codec]:
