@@ -40,7 +40,7 @@ class MidCallOffers(BridgeFields):
         """A re-INVITE from the SIP side (hold, resume, new address): the answer to send back."""
         self._expect("update_from_sip", BridgeState.ACTIVE)
         offer = sdp.parse(plain_offer)
-        offered = choice.offered(
+        offered = choice.offered_by_sip(
             offer.media[sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)],
             self.settings.sip_codecs,
         )

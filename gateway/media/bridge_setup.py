@@ -147,7 +147,7 @@ class SetupOffers(BridgeFields):
         else:
             offer = sdp.parse(plain_offer)
             index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
-            sip_codecs = choice.offered(offer.media[index], self.settings.sip_codecs)
+            sip_codecs = choice.offered_by_sip(offer.media[index], self.settings.sip_codecs)
             if not sip_codecs:
                 raise sdp.SdpUnacceptable(f"the SIP offer has none of {list(self.settings.sip_codecs)}")
             connection = offer.connection_for(index)
@@ -188,7 +188,7 @@ class SetupOffers(BridgeFields):
             self._reoffer = (plain, False)
             logger.info("call=%s late offer: our offer goes in the 200", self._call)
         else:
-            sip_offered = choice.offered(
+            sip_offered = choice.offered_by_sip(
                 offer.media[
                     sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
                 ],
@@ -217,7 +217,7 @@ class SetupOffers(BridgeFields):
             return await self._pickup_offer()
         offer = sdp.parse(plain_offer)
         index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
-        offered = choice.offered(offer.media[index], self.settings.sip_codecs)
+        offered = choice.offered_by_sip(offer.media[index], self.settings.sip_codecs)
         if not offered:
             raise sdp.SdpUnacceptable(f"the pickup offer has none of {list(self.settings.sip_codecs)}")
         if self._web_answer is None:

@@ -293,3 +293,21 @@ def test_input_forgotten_is_no_loss_when_it_comes_back() -> None:
     assert path.stats().lost == 0
     path.feed(5, 403, 1000 + 160 * 403, 0, False, payload, 8.06)  # 401 and 402 lost
     assert path.stats().lost == 2
+
+
+def test_a_sip_offers_codecs_sharing_its_event_clock_come_first() -> None:
+    """Issue 67 item 5: opus with telephone-event/8000 only, beside G.722 and PCMU (CUCM, snom): the
+    8 kHz codecs first, in the offer's order; with events at 48 kHz too, or none, the offer's order."""
+    head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    rtpmap = "a=rtpmap:111 opus/48000/2\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n"
+    allowed = ("PCMU", "G722", "opus")
+
+    def names(formats: str, events: str) -> list[str]:
+        text = f"{head}m=audio 4000 RTP/AVP {formats}\r\n{rtpmap}{events}"
+        return [c.name for c in choice.offered_by_sip(sdp.parse(text).media[0], allowed)]
+
+    narrow = "a=rtpmap:101 telephone-event/8000\r\n"
+    both = narrow + "a=rtpmap:102 telephone-event/48000\r\n"
+    assert names("111 9 0 101", narrow) == ["G722", "PCMU", "opus"]
+    assert names("111 9 0 101 102", both) == ["opus", "G722", "PCMU"]
+    assert names("111 9 0", "") == ["opus", "G722", "PCMU"]

@@ -49,6 +49,18 @@ def events(section: MediaDescription) -> list[Codec]:
     return [c for c in section.codecs if c.is_telephone_event]
 
 
+def offered_by_sip(section: MediaDescription, allowed: Sequence[str]) -> list[Codec]:
+    """A SIP offer's usable codecs (``offered``), those whose clock its telephone-events share first
+    (issue 67 item 5): CUCM and snom offer opus with telephone-event/8000 only, beside G.722 and PCMU;
+    picking opus put 8 kHz event timestamps in a 48 kHz stream (RFC 4733 §2.1 wants one clock). The
+    offer's order stands among each group, and without events."""
+    codecs = offered(section, allowed)
+    clocks = {c.clock_rate for c in events(section)}
+    if not clocks:
+        return codecs
+    return sorted(codecs, key=lambda codec: codec.clock_rate not in clocks)
+
+
 def first_common(preferred: Iterable[Codec], available: Sequence[Codec]) -> Codec | None:
     """The first of ``preferred`` that ``available`` has too, as written in ``available`` (its payload type)."""
     for codec in preferred:
