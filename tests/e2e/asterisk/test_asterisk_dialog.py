@@ -6,6 +6,7 @@ gateway registering again)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from sipcore import RegState
 from tests.e2e.asterisk import pbx as conf
 from tests.e2e.asterisk.pbx import ALICE_EXT, MILLIWATT_HZ, PHONE_EXT
 from tests.e2e.asterisk.session import ALICE_AOR, alice_registered, asterisk_phone, web_call
-from tests.e2e.asterisk.test_asterisk_transfer import tail_has_tone
 from tests.e2e.harness import wait_until
 
 PHONE_HZ, WEB_HZ = 440.0, 1000.0
@@ -96,12 +96,15 @@ async def test_direct_media_moves_the_web_users_media_to_the_phone(
             assert not pbx.rtp_start <= port < pbx.rtp_start + RTP_PORTS, "not the phone's address"
             peer.clear()
             await wait_until(lambda: peer.heard(PHONE_HZ, last=1.0), timeout=10)
-            # the phone now gets the gateway's packets, no longer Asterisk's
-            source = (await phone.rtp(incoming["call"]))["source"]
-            assert not pbx.rtp_start <= int(source.rsplit(":", 1)[1]) < pbx.rtp_start + RTP_PORTS, source
+            # the phone now gets the gateway's packets, no longer Asterisk's, a stream of them (pjsua's
+            # recorder stops at the re-INVITE that moves its media: its recording cannot tell the tone)
+            first = await phone.rtp(incoming["call"])
+            await asyncio.sleep(1.0)
+            then = await phone.rtp(incoming["call"])
+            for source in first["source"], then["source"]:
+                assert not pbx.rtp_start <= int(source.rsplit(":", 1)[1]) < pbx.rtp_start + RTP_PORTS, source
+            assert then["received"] - first["received"] >= 25, (first, then)  # 50 a second, 20 ms each
         await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
-        wav = await phone.wait_for_recording(incoming["call"])
-        assert tail_has_tone(wav, WEB_HZ, 1.0), "the browser's tone did not reach the phone directly"
 
 
 async def test_asterisk_refreshes_its_session_timer(pbx: Asterisk, since: int) -> None:

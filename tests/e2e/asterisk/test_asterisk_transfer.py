@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.app import Gateway
 from peers.asterisk import Asterisk
-from peers.audio import detect_tone, read_wav
+from peers.audio import has_tone, read_wav
 from peers.phone import DeskPhone
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -36,9 +36,11 @@ async def parties(
 
 
 def tail_has_tone(wav: Path, freq: float, seconds: float) -> bool:
-    """The last ``seconds`` of a phone's recording hold ``freq``: what it heard at the end."""
+    """The last ``seconds`` of a phone's recording hold ``freq``: what it heard at the end. In half-second
+    blocks (peers.audio.has_tone): one Goertzel over the whole tail cancels at a phase jump (a bridge
+    change in Asterisk), and read 0.16 over a tail that held the tone all along."""
     rate, samples = read_wav(wav)
-    return detect_tone(samples[-round(seconds * rate) :], rate, freq, threshold=0.3)
+    return has_tone(samples[-round(seconds * rate) :], rate, freq, threshold=0.3)
 
 
 async def transfer_states(alice: WebUser, call_id: str) -> list[str]:
