@@ -18,27 +18,9 @@ from peers.audio import read_wav, rms, tone_ratio
 from peers.firefox import FAKE_MIC_HZ, FirefoxPage
 from peers.phone import DeskPhone
 from tests.e2e.harness import ALICE_SECRET, web_media_moved
+from tests.e2e.softphone.test_softphone_ice_restart import ICE  # the page's ICE, read in either browser
 
 PHONE_HZ = 440.0  # the desk phones' tone (DeskPhone(tone=440))
-
-# The current call's ICE on the softphone page: its id, the ufrags of both descriptions, the connection
-# state and the selected pair's local candidate. Firefox has no "transport" stats: its candidate pairs
-# say `selected` themselves.
-ICE = """async () => {
-    const call = window.softphone.call;
-    const pc = call && call.pc;
-    if (!pc) return null;
-    const ufrag = (d) => { const m = d ? /^a=ice-ufrag:(\\S+)/m.exec(d.sdp) : null; return m ? m[1] : null; };
-    let pair = null;
-    const stats = await pc.getStats();
-    stats.forEach((s) => {
-        if (s.type !== 'candidate-pair' || !s.selected) return;
-        const local = stats.get(s.localCandidateId);
-        if (local) pair = `${local.address}:${local.port}`;
-    });
-    return { id: call.id, local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription),
-             state: pc.connectionState, pair };
-}"""
 
 
 async def logged_in(

@@ -22,7 +22,9 @@ from tests.e2e.softphone.test_browser_phone import page_calls_phone
 from tests.e2e.softphone.test_softphone_video_escalation import logged_in
 from tests.signaling.browser import Page, chromium_page, expect, read_meter
 
-# The current call's ICE: its id, the ufrags of both descriptions and the selected pair's local candidate.
+# The current call's ICE: its id, the ufrags of both descriptions, the connection state and the selected
+# pair's local candidate. Chromium names the pair in its "transport" stats; Firefox has none, its
+# candidate pairs say `selected` themselves (tests/e2e/firefox/ reads the same script).
 ICE = """async () => {
     const call = window.softphone.call;
     const pc = call && call.pc;
@@ -30,11 +32,13 @@ ICE = """async () => {
     const ufrag = (d) => { const m = d ? /^a=ice-ufrag:(\\S+)/m.exec(d.sdp) : null; return m ? m[1] : null; };
     let pair = null;
     const stats = await pc.getStats();
-    stats.forEach((s) => {
-        if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
-        const selected = stats.get(s.selectedCandidatePairId);
+    const take = (selected) => {
         const local = selected && stats.get(selected.localCandidateId);
         if (local) pair = `${local.address}:${local.port}`;
+    };
+    stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) take(stats.get(s.selectedCandidatePairId));
+        if (s.type === 'candidate-pair' && s.selected) take(s);
     });
     return { id: call.id, local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription),
              state: pc.connectionState, pair };
