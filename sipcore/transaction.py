@@ -192,7 +192,7 @@ class Transaction:
 
     def _set_state(self, new: State, actions: list[Action]) -> None:
         logger.debug(
-            "call=%s %s transaction: %s -> %s",
+            "sip_call_id=%s %s transaction: %s -> %s",
             self.request.call_id,
             self.request.method,
             self.state.name,

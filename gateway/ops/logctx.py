@@ -8,8 +8,9 @@ A log record factory copies the two ids onto each record as the attributes ``cal
 the JSON format writes them as keys, the text format appends what the message does not already say.
 
 Lines logged outside the call's tasks (the SIP transaction layer reading a socket, the fast lane's
-engine handing over what it carried) still name the call in their message (``call=<id>``, either id,
-in the format or an argument): the factory looks that id up among the calls it knows (the
+engine handing over what it carried) still name the call in their message: ``call=<gateway call id>``
+or, from the SIP layer, ``sip_call_id=<SIP Call-ID>`` (one name for each id), in the format or an
+argument: the factory looks that id up among the calls it knows (the
 live ones and the last `RECENT` that ended) to add the other one. Logging is process-wide, so the
 factory and that index are too; they hold ids only, bounded.
 """
@@ -26,7 +27,8 @@ from collections.abc import Iterator
 from typing import Final
 
 RECENT: Final = 2000  # calls remembered for the lines that name them (live and recently ended)
-_CALL_IN_MESSAGE: Final = re.compile(r"call=([^\s,;:()]+)")
+_CALL_IN_MESSAGE: Final = re.compile(r"\b(?:sip_call_id|call)=([^\s,;:()]+)")
+_NAMES: Final = ("call=", "sip_call_id=")
 
 
 class CallContext:
@@ -110,14 +112,16 @@ def lookup(call_id: str) -> CallContext | None:
 
 
 def _names_a_call(record: logging.LogRecord) -> bool:
-    """Whether the record's message says ``call=``: in its format, or in an argument (a leg's name such
-    as ``call=<id> RTP``, formatted in by ``%s``)."""
+    """Whether the record's message says ``call=`` or ``sip_call_id=``: in its format, or in an argument
+    (a leg's name such as ``call=<id> RTP``, formatted in by ``%s``)."""
     if not isinstance(record.msg, str):
         return False
-    if "call=" in record.msg:
+    if any(name in record.msg for name in _NAMES):
         return True
     args = record.args
-    return isinstance(args, tuple) and any(isinstance(arg, str) and "call=" in arg for arg in args)
+    return isinstance(args, tuple) and any(
+        isinstance(arg, str) and any(name in arg for name in _NAMES) for arg in args
+    )
 
 
 def _context_of(record: logging.LogRecord) -> CallContext | None:
@@ -162,6 +166,6 @@ def call_fields(record: logging.LogRecord) -> str:
     if call is not None and f"call={call}" not in message:
         parts.append(f"call={call}")
     sip = getattr(record, "sip_call_id", None)
-    if sip is not None:
+    if sip is not None and f"sip_call_id={sip}" not in message:
         parts.append(f"sip_call_id={sip}")
     return (" " + " ".join(parts)) if parts else ""

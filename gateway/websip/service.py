@@ -287,7 +287,7 @@ class WebSipService:
                 status, 488 if "sdp" in str(exc).lower() else 400
             )
             code = exc.sip_status if isinstance(exc, BadOffer) else code  # 400 not SDP, 488 unusable
-            logger.info("call=%s from %s to %r refused: %s", leg.call_id, user.id, target, exc)
+            logger.info("sip_call_id=%s from %s to %r refused: %s", leg.call_id, user.id, target, exc)
             leg.reject(code, reason_phrase(str(exc)), headers=warning_headers(code, str(exc)))
             self.session_idle(session)
             return

@@ -174,7 +174,9 @@ class Dialog:
         self.pending_out_invite = role is Role.UAC and state is DialogState.EARLY
         self.pending_in_invite = role is Role.UAS and state is DialogState.EARLY
         self._acks: dict[int, Request] = {}
-        logger.debug("call=%s dialog %s created as %s (%s)", id.call_id, id.local_tag, role.name, state.name)
+        logger.debug(
+            "sip_call_id=%s dialog %s created as %s (%s)", id.call_id, id.local_tag, role.name, state.name
+        )
 
     def __repr__(self) -> str:
         return f"<Dialog {self.role.name} {self.id.call_id} {self.id.local_tag}/{self.id.remote_tag} {self.state.name}>"
@@ -282,7 +284,7 @@ class Dialog:
 
     def _set_state(self, new: DialogState, reason: str) -> None:
         logger.debug(
-            "call=%s dialog %s: %s -> %s (%s)",
+            "sip_call_id=%s dialog %s: %s -> %s (%s)",
             self.id.call_id,
             self.id.local_tag,
             self.state.name,

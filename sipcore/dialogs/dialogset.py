@@ -157,7 +157,10 @@ class DialogSet:
             return InviteOutcome(dialog)
         if group in self._winners or group in self._failed:
             logger.debug(
-                "call=%s late %s from fork %s ignored", invite.call_id, response.status, dialog_id.remote_tag
+                "sip_call_id=%s late %s from fork %s ignored",
+                invite.call_id,
+                response.status,
+                dialog_id.remote_tag,
             )
             return InviteOutcome(None)
         dialog = Dialog.from_uac_response(
@@ -213,6 +216,6 @@ class DialogSet:
         ack = loser.ack(invite)
         bye = loser.create_request("BYE")
         logger.info(
-            "call=%s fork %s answered after another: ACK and BYE", invite.call_id, dialog_id.remote_tag
+            "sip_call_id=%s fork %s answered after another: ACK and BYE", invite.call_id, dialog_id.remote_tag
         )
         return InviteOutcome(loser, ack=ack, bye=bye, terminated=(loser,))

@@ -60,7 +60,11 @@ class OfferAnswer:
     def _set_state(self, new: OaState, event: OaEvent) -> None:
         if new is not self.state:
             logger.debug(
-                "call=%s offer/answer: %s -> %s (%s)", self.call_id, self.state.name, new.name, event.name
+                "sip_call_id=%s offer/answer: %s -> %s (%s)",
+                self.call_id,
+                self.state.name,
+                new.name,
+                event.name,
             )
         self.state = new
 

@@ -249,7 +249,7 @@ class ReliableSender:
         return f"<ReliableSender {self.call_id} {self.state.name}>"
 
     def _set_state(self, new: ReliableState) -> None:
-        logger.info("call=%s reliable 1xx: %s -> %s", self.call_id, self.state.name, new.name)
+        logger.info("sip_call_id=%s reliable 1xx: %s -> %s", self.call_id, self.state.name, new.name)
         self.state = new
 
     def _handle(self, event: ReliableEvent, *args: object) -> list[Action]:
@@ -332,7 +332,7 @@ class ReliableSender:
         outstanding = self._outstanding
         assert outstanding is not None
         if now - outstanding.first_sent >= 64 * self.t1:
-            logger.info("call=%s no PRACK for RSeq %d within 64*T1", self.call_id, outstanding.rseq)
+            logger.info("sip_call_id=%s no PRACK for RSeq %d within 64*T1", self.call_id, outstanding.rseq)
             self._outstanding = None
             self._queue.clear()
             self._set_state(ReliableState.DONE)

@@ -26,7 +26,8 @@ async def test_records_of_a_call_carry_both_ids(caplog: pytest.LogCaptureFixture
         worker = asyncio.get_running_loop().create_task(task())
     logctx.add_sip_call_id(context, "abc@host")
     await worker
-    logger.info("call=%s from the SIP layer", "abc@host")  # outside the call's context, named by its Call-ID
+    # outside the call's context, named by its Call-ID under that id's own name
+    logger.info("sip_call_id=%s from the SIP layer", "abc@host")
     logger.info("nothing about a call")
     # the fast lane's engine hands a call's packets over outside its tasks; the SIP leg's latch names
     # itself by an argument ("call=<id> RTP")
@@ -36,4 +37,6 @@ async def test_records_of_a_call_carry_both_ids(caplog: pytest.LogCaptureFixture
     assert inside.call == call_id and inside.sip_call_id == "abc@host"  # type: ignore[attr-defined]
     assert named.call == call_id and named.sip_call_id == "abc@host"  # type: ignore[attr-defined]
     assert not hasattr(other, "call") and not hasattr(other, "sip_call_id")
-    assert logctx.call_fields(named) == f" call={call_id} sip_call_id=abc@host"
+    # each id under one name, once: the gateway's id added, the SIP Call-ID the line already says not repeated
+    assert logctx.call_fields(named) == f" call={call_id}"
+    assert logctx.call_fields(inside) == f" call={call_id} sip_call_id=abc@host"

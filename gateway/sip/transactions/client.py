@@ -146,7 +146,7 @@ class ClientTransaction:
 
     def fail(self, response: Response, notice: Notice) -> None:
         if self.final is None:
-            logger.info("call=%s %s failed: %s", self.request.call_id, self.method, notice.value)
+            logger.info("sip_call_id=%s %s failed: %s", self.request.call_id, self.method, notice.value)
             if self._failover is not None and self._failover(self, response, notice):
                 return
             self.failure = notice
@@ -279,7 +279,7 @@ class ClientSide:
         try:
             routes = await self.routes(target)
         except TransportError as exc:
-            logger.info("call=%s %s not sent: %s", request.call_id, request.method, exc.detail)
+            logger.info("sip_call_id=%s %s not sent: %s", request.call_id, request.method, exc.detail)
             handle = ClientTransaction(request, None, None, self.cancel)
             handle.fail(make_response(request, 503), Notice.TRANSPORT_ERROR)
             return handle
@@ -336,7 +336,7 @@ class ClientSide:
         transport, address = handle.alternatives.pop(0)
         why = notice.value if notice is not None else f"{response.status} {response.reason}"
         logger.info(
-            "call=%s %s to %s:%d failed (%s): trying %s %s:%d (RFC 3263 §4.3)", handle.request.call_id,
+            "sip_call_id=%s %s to %s:%d failed (%s): trying %s %s:%d (RFC 3263 §4.3)", handle.request.call_id,
             handle.method, *(handle.destination or ("?", 0)), why, transport.name, *address,
         )  # fmt: skip
         handle.attempts += 1

@@ -409,7 +409,7 @@ class TransactionLayer:
         else:
             if entry.incoming is not None:
                 entry.incoming.failure = notice
-            logger.info("call=%s %s server transaction: %s", entry.txn.request.call_id,
+            logger.info("sip_call_id=%s %s server transaction: %s", entry.txn.request.call_id,
                         entry.txn.request.method, notice.value)  # fmt: skip
 
     def _fire(self, entry: Entry, timer: Timer) -> None:

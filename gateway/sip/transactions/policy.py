@@ -125,7 +125,9 @@ class TrustedSources:
             return Accept()  # browsers' SIP libraries: digest-authenticated by gateway/websip
         if self._in_dialog is not None and self._in_dialog(request):
             return Accept()
-        logger.debug("call=%s %s from untrusted source %s refused", request.call_id, request.method, source)
+        logger.debug(
+            "sip_call_id=%s %s from untrusted source %s refused", request.call_id, request.method, source
+        )
         return self._rejection
 
     @classmethod

@@ -190,7 +190,7 @@ class ServerSide:
         if merge_key is not None:
             other = self._merge.get(merge_key)
             if other is not None and other != key and other in self.entries:
-                logger.debug("call=%s merged %s from %s: 482", request.call_id, request.method, source)
+                logger.debug("sip_call_id=%s merged %s from %s: 482", request.call_id, request.method, source)
                 self._answer(request, source, key, 482)
                 return
         entry = self._create(request, source, key)
@@ -241,7 +241,7 @@ class ServerSide:
         target = self.entries.get(server_transaction_key(cancel, cancelled=True))
         invite = target.incoming if target is not None else None
         if invite is None or invite.method != "INVITE":
-            logger.debug("call=%s CANCEL from %s matches no INVITE: 481", cancel.call_id, source)
+            logger.debug("sip_call_id=%s CANCEL from %s matches no INVITE: 481", cancel.call_id, source)
             self._answer(cancel, source, key, 481)
             return
         last = invite.last_response
@@ -263,7 +263,7 @@ class ServerSide:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("call=%s TU failed on %s", incoming.request.call_id, incoming.method)
+            logger.exception("sip_call_id=%s TU failed on %s", incoming.request.call_id, incoming.method)
             if incoming.final is None:
                 with contextlib.suppress(TransactionError):
                     incoming.reply(500)

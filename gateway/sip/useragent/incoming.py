@@ -129,7 +129,7 @@ class IncomingCall(Call):
         reliable = self.reliable
         if reliable is not None and not reliable.may_send_2xx():
             # RFC 3262 §3: no 2xx while a reliable 1xx with SDP waits for its PRACK; it goes with the PRACK.
-            logger.info("call=%s 200 waits for the PRACK of our reliable 1xx", self.call_id)
+            logger.info("sip_call_id=%s 200 waits for the PRACK of our reliable 1xx", self.call_id)
             reliable.deferred_2xx = lambda: self._answer_now(sdp, headers)
             return
         self._answer_now(sdp, headers)
@@ -164,7 +164,7 @@ class IncomingCall(Call):
             return
         if self._ended:
             return
-        logger.info("call=%s no ACK for our 200: BYE", self.call_id)
+        logger.info("sip_call_id=%s no ACK for our 200: BYE", self.call_id)
         self._set_state(CallState.CONFIRMED)
         dialog = self.dialog
         assert dialog is not None
@@ -225,7 +225,7 @@ class IncomingCall(Call):
         """64*T1 without the PRACK of our reliable 1xx: the INVITE fails with a 5xx (RFC 3262 §3)."""
         if self._ended or self.state not in _UNANSWERED or self.incoming.cancelled:
             return
-        logger.info("call=%s no PRACK: %d %s", self.call_id, status, reason)
+        logger.info("sip_call_id=%s no PRACK: %d %s", self.call_id, status, reason)
         self.reject(status, reason)
 
     def _on_bye(self) -> None:

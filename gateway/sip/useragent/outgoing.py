@@ -97,20 +97,20 @@ class OutgoingCall(Call):
                 challenged = final.status in (401, 407) and not self._cancel_requested
                 refusal = self.ua.pbx_binding.refusal(handle.destination, final) if challenged else None
                 if refusal is not None:
-                    logger.warning("call=%s INVITE: credentials withheld: %s", self.call_id, refusal)
+                    logger.warning("sip_call_id=%s INVITE: credentials withheld: %s", self.call_id, refusal)
                 elif challenged and self._digest is not None and attempt < MAX_AUTH_RETRIES:
                     try:
                         invite = self._digest.authorize(self.invite, final)  # CSeq + 1 (§22.2)
                         continue
                     except DigestError as exc:
-                        logger.info("call=%s INVITE not authorized: %s", self.call_id, exc.detail)
+                        logger.info("sip_call_id=%s INVITE not authorized: %s", self.call_id, exc.detail)
                 self._failed(final)
                 return
         except SIPError as exc:
-            logger.info("call=%s INVITE failed: %s", self.call_id, exc.detail)
+            logger.info("sip_call_id=%s INVITE failed: %s", self.call_id, exc.detail)
             self._emit(Failed(500, "Server Internal Error"))
         except Exception:
-            logger.exception("call=%s INVITE failed", self.call_id)
+            logger.exception("sip_call_id=%s INVITE failed", self.call_id)
             self._emit(Failed(500, "Server Internal Error"))
         finally:
             if not self._final.done():
@@ -157,9 +157,9 @@ class OutgoingCall(Call):
             try:
                 self.start_session_timer(uac_decision(response, policy))
             except SIPError as exc:
-                logger.info("call=%s Session-Expires of the 2xx ignored: %s", self.call_id, exc.detail)
+                logger.info("sip_call_id=%s Session-Expires of the 2xx ignored: %s", self.call_id, exc.detail)
         if self._cancel_requested:  # the 2xx crossed our CANCEL: end the call at once (§9.1)
-            logger.info("call=%s answered after CANCEL: BYE", self.call_id)
+            logger.info("sip_call_id=%s answered after CANCEL: BYE", self.call_id)
             await self.bye()
 
     def _failed(self, response: Response) -> None:
@@ -179,7 +179,7 @@ class OutgoingCall(Call):
         self._need("cancel", CallState.CALLING, CallState.EARLY)
         if self._cancel_requested:
             return
-        logger.info("call=%s cancelling", self.call_id)
+        logger.info("sip_call_id=%s cancelling", self.call_id)
         self._cancel_requested = True
         if self._handle is not None:
             self._handle.cancel()
@@ -193,7 +193,7 @@ class OutgoingCall(Call):
         try:
             outcome = self.ua.dialogs.on_invite_response(self.invite, response)
         except SIPError as exc:
-            logger.debug("call=%s stray 2xx dropped: %s", self.call_id, exc.detail)
+            logger.debug("sip_call_id=%s stray 2xx dropped: %s", self.call_id, exc.detail)
             return
         self._spawn(self._refuse_fork(outcome.ack, outcome.bye))
 

@@ -284,7 +284,7 @@ class UserAgent:
             )
             for call, result in zip(calls, results, strict=True):
                 if isinstance(result, BaseException):
-                    logger.warning("call=%s not closed cleanly: %r", call.call_id, result)
+                    logger.warning("sip_call_id=%s not closed cleanly: %r", call.call_id, result)
         await self.layer.close()
         self._set_state(UAState.CLOSED)
 
@@ -331,7 +331,7 @@ class UserAgent:
         if flow:
             call.next_hop = hop
         self._calls[(call.call_id, call.local_tag)] = call
-        logger.info("call=%s INVITE %s from %s", call.call_id, uri, from_)
+        logger.info("sip_call_id=%s INVITE %s from %s", call.call_id, uri, from_)
         call.start()
         return call
 
@@ -496,7 +496,7 @@ class UserAgent:
         # RFC 3261 §8.2.3: a body we cannot read (415), an answer the caller would not accept (406).
         refusal = refuse_body(incoming.request, INVITE_BODIES) or refuse_accept(incoming.request, SDP)
         if refusal is not None:
-            logger.info("call=%s INVITE refused with %d", incoming.request.call_id, refusal[0])
+            logger.info("sip_call_id=%s INVITE refused with %d", incoming.request.call_id, refusal[0])
             incoming.reply(refusal[0], headers=refusal[1])
             return None
         policy = self.settings.session_timer
@@ -507,7 +507,9 @@ class UserAgent:
             return None
         if isinstance(timer, TooSmall):  # RFC 4028 §9: 422 with our Min-SE, before anyone rings
             logger.info(
-                "call=%s session interval below our Min-SE %d: 422", incoming.request.call_id, timer.min_se
+                "sip_call_id=%s session interval below our Min-SE %d: 422",
+                incoming.request.call_id,
+                timer.min_se,
             )
             incoming.reply(422, headers=timer.headers())
             return None
@@ -535,7 +537,7 @@ class UserAgent:
         if call is None:
             return
         call.replaces = replaced
-        logger.info("call=%s incoming from %s to %s", call.call_id, call.caller, incoming.request.uri)
+        logger.info("sip_call_id=%s incoming from %s to %s", call.call_id, call.caller, incoming.request.uri)
         if self._on_incoming_call is not None:
             self._on_incoming_call(call)
         else:
@@ -569,7 +571,9 @@ class UserAgent:
             source, call.peer_hosts, call.dialog, call.next_hop, self.trusts
         ):
             return True
-        logger.info("call=%s in-dialog request from %s refused: not the dialog's peer", call.call_id, source)
+        logger.info(
+            "sip_call_id=%s in-dialog request from %s refused: not the dialog's peer", call.call_id, source
+        )
         return False
 
     def _now(self) -> float:

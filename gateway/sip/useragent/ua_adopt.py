@@ -116,7 +116,7 @@ def adopt(ua: UserAgent, data: Mapping[str, Any], identity: SipIdentity | None =
     call.next_hop = hop
     ua.dialogs.add(dialog)
     logger.info(
-        "call=%s adopted (%s, local CSeq %s, Contact %s)",
+        "sip_call_id=%s adopted (%s, local CSeq %s, Contact %s)",
         call.call_id,
         kind,
         dialog.local_cseq,

@@ -19,7 +19,7 @@ send in the dialog that a proxy or the far end challenges (401/407) are sent aga
 and the dialog's local CSeq follows the re-sent request (RFC 3261 §22.2), but only when the challenged
 request went to the PBX (:mod:`gateway.sip.useragent.pbx_binding`): a far end must not obtain them.
 
-States are :class:`CallState`; every change goes through ``_set_state``, which logs ``call=<Call-ID>
+States are :class:`CallState`; every change goes through ``_set_state``, which logs ``sip_call_id=<Call-ID>
 OLD -> NEW``; a method called in a state that does not allow it raises :class:`CallError` naming both.
 """
 
@@ -145,7 +145,7 @@ class Call:
     def _set_state(self, new: CallState) -> None:
         if new is self.state:
             return
-        logger.debug("call=%s %s -> %s", self.call_id, self.state.name, new.name)
+        logger.debug("sip_call_id=%s %s -> %s", self.call_id, self.state.name, new.name)
         self.state = new
 
     def offer_event(self, event: OaEvent) -> None:
@@ -153,7 +153,9 @@ class Call:
         if (self.offers.state, event) in OFFER_ANSWER:
             self.offers.handle(event)
         else:
-            logger.debug("call=%s offer/answer %s ignored in %s", self.call_id, event.name, self.offers.state)
+            logger.debug(
+                "sip_call_id=%s offer/answer %s ignored in %s", self.call_id, event.name, self.offers.state
+            )
 
     def learn_allow(self, message: Request | Response) -> None:
         """Remember the methods the far end allows (RFC 3261 §20.5), from its INVITE or 2xx, and the
@@ -174,7 +176,7 @@ class Call:
     def _emit(self, event: CallEvent) -> None:
         if self._ended:
             return
-        logger.debug("call=%s event %r", self.call_id, event)
+        logger.debug("sip_call_id=%s event %r", self.call_id, event)
         if isinstance(event, TERMINAL):
             self._ended = True
             self.stop_session_timer()
@@ -210,7 +212,7 @@ class Call:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("call=%s task failed", self.call_id, exc_info=task.exception())
+            logger.error("sip_call_id=%s task failed", self.call_id, exc_info=task.exception())
 
     def handover(self) -> dict[str, Any]:
         """What another instance needs to carry this established call on (issue 34; ``UserAgent.adopt``),
@@ -258,12 +260,14 @@ class Call:
                 return final, request
             refusal = self.ua.pbx_binding.refusal(handle.destination, final)
             if refusal is not None:
-                logger.warning("call=%s %s: credentials withheld: %s", self.call_id, request.method, refusal)
+                logger.warning(
+                    "sip_call_id=%s %s: credentials withheld: %s", self.call_id, request.method, refusal
+                )
                 return final, request
             try:
                 retry = self._digest.authorize(request, final)
             except DigestError as exc:
-                logger.info("call=%s %s not authorized: %s", self.call_id, request.method, exc.detail)
+                logger.info("sip_call_id=%s %s not authorized: %s", self.call_id, request.method, exc.detail)
                 return final, request
             if dialog.state is DialogState.TERMINATED:
                 dialog.local_cseq = retry.cseq.seq if retry.cseq is not None else dialog.local_cseq
@@ -394,30 +398,30 @@ class Call:
                 2.0, lambda: self._spawn(self._refresh())
             )
             return
-        logger.info("call=%s session refresh (RFC 4028)", self.call_id)
+        logger.info("sip_call_id=%s session refresh (RFC 4028)", self.call_id)
         try:
             if "UPDATE" in self.peer_allows:  # RFC 4028 §7.4: UPDATE, no offer, when the peer allows it
                 result = await ua_update.refresh(self)
             else:
                 result = await self.reinvite(self.local_sdp)
         except (SIPError, OSError) as exc:
-            logger.info("call=%s session refresh failed: %s", self.call_id, exc)
+            logger.info("sip_call_id=%s session refresh failed: %s", self.call_id, exc)
             return
         if result.status in (408, 481):
-            logger.info("call=%s session refresh answered %d: BYE", self.call_id, result.status)
+            logger.info("sip_call_id=%s session refresh answered %d: BYE", self.call_id, result.status)
             await self._bye_quietly()
 
     async def _expired(self) -> None:
         if self._ended or self.state is not CallState.CONFIRMED:
             return
-        logger.info("call=%s no session refresh in time (RFC 4028 §10): BYE", self.call_id)
+        logger.info("sip_call_id=%s no session refresh in time (RFC 4028 §10): BYE", self.call_id)
         await self._bye_quietly()
 
     async def _bye_quietly(self) -> None:
         try:
             await self.bye()
         except (SIPError, OSError) as exc:
-            logger.info("call=%s BYE failed: %s", self.call_id, exc)
+            logger.info("sip_call_id=%s BYE failed: %s", self.call_id, exc)
             self._emit(Bye(by_remote=False, status=408))
 
     # --- requests received in the dialog ------------------------------------------------------------
@@ -451,12 +455,12 @@ class Call:
             return
         if self._ended or self.state is not CallState.CONFIRMED:
             return
-        logger.info("call=%s no ACK for our 200 to the re-INVITE: BYE", self.call_id)
+        logger.info("sip_call_id=%s no ACK for our 200 to the re-INVITE: BYE", self.call_id)
         self._reinvite_ack = None
         try:
             await self.bye()
         except (SIPError, OSError) as exc:
-            logger.info("call=%s BYE failed: %s", self.call_id, exc)
+            logger.info("sip_call_id=%s BYE failed: %s", self.call_id, exc)
             self._emit(Bye(by_remote=False, status=408))
 
     def reject_reinvite(self, status: int = 488, reason: str | None = None) -> None:
@@ -537,7 +541,7 @@ class Call:
         sender = str(request.from_.uri).split(";", 1)[0] if request.from_ is not None else ""
         wait = self.message_gate(sender) if text and self.message_gate is not None else None
         if wait is not None:  # a flood: 486 with Retry-After, as out of dialog (runtime/message_rate.py)
-            logger.debug("call=%s MESSAGE in the dialog refused: over its rate", self.call_id)
+            logger.debug("sip_call_id=%s MESSAGE in the dialog refused: over its rate", self.call_id)
             retry = (("Retry-After", str(int(wait))),)
             incoming.respond(dialog.respond(request, 486, "Busy Here", headers=retry))
             return

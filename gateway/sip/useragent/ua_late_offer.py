@@ -54,7 +54,7 @@ async def reinvite(call: Call, answer: Callable[[str], Awaitable[str | None]]) -
             try:
                 made = await answer(offer)
             except Exception as exc:  # the caller's refusal: logged, the 2xx ACKed all the same
-                logger.info("call=%s no answer to the offer in the 2xx: %s", call.call_id, exc)
+                logger.info("sip_call_id=%s no answer to the offer in the 2xx: %s", call.call_id, exc)
         if made is None:
             await call._ack(dialog.ack(sent))
             if offer:

@@ -76,10 +76,10 @@ class ReliableResponder:
         try:
             status, actions = self.sender.prack(request, self._scheduler.now())
         except SIPError as exc:  # no RAck, or a malformed one
-            logger.info("call=%s PRACK refused: %s", self._call.call_id, exc.detail)
+            logger.info("sip_call_id=%s PRACK refused: %s", self._call.call_id, exc.detail)
             incoming.respond(dialog.respond(request, exc.status or 400, exc.phrase))
             return
-        logger.info("call=%s PRACK %s: %d", self._call.call_id, request.headers.get("RAck"), status)
+        logger.info("sip_call_id=%s PRACK %s: %d", self._call.call_id, request.headers.get("RAck"), status)
         incoming.respond(dialog.respond(request, status))
         if status == 200 and _is_sdp(request):
             self._call.offer_event(OaEvent.RECV_ANSWER)  # our offer went in the 1xx (§5)
@@ -135,7 +135,7 @@ class PrackSender:
         tag = response.to.tag if response.to is not None and response.to.tag else ""
         if verdict is Verdict.OUT_OF_ORDER:
             logger.info(
-                "call=%s reliable %d (RSeq %s) out of order: not PRACKed (RFC 3262 §4)",
+                "sip_call_id=%s reliable %d (RSeq %s) out of order: not PRACKed (RFC 3262 §4)",
                 self._call.call_id,
                 response.status,
                 response.headers.get("RSeq"),
@@ -168,17 +168,17 @@ class PrackSender:
                 "PRACK", body=body, content_type=SDP if body else None, headers=(("RAck", str(rack)),)
             )
             self._sent[(tag, rack)] = prack
-            logger.info("call=%s PRACK %s", call.call_id, rack)
+            logger.info("sip_call_id=%s PRACK %s", call.call_id, rack)
             handle = await call.ua.layer.request(prack, call.next_hop)
             final = await handle.final_response()
             if final.status != 481:  # a PRACK that crossed the final response: 481 ends no dialog
                 dialog.receive_response(final)
             if final.status >= 300:
-                logger.info("call=%s PRACK answered %d %s", call.call_id, final.status, final.reason)
+                logger.info("sip_call_id=%s PRACK answered %d %s", call.call_id, final.status, final.reason)
         except (SIPError, OSError) as exc:
-            logger.info("call=%s PRACK failed: %s", call.call_id, exc)
+            logger.info("sip_call_id=%s PRACK failed: %s", call.call_id, exc)
 
     async def _resend(self, prack: Request) -> None:
         if self._call.ua.layer.running:
-            logger.debug("call=%s reliable 1xx retransmitted: PRACK again", self._call.call_id)
+            logger.debug("sip_call_id=%s reliable 1xx retransmitted: PRACK again", self._call.call_id)
             await self._call.ua.layer.send_stateless(prack, self._call.next_hop)

@@ -64,10 +64,12 @@ def replaced_call(
         found = _describe(call)
     refusal = judge(replaces, found, trusted)
     if refusal is not None:
-        logger.info("call=%s INVITE with Replaces %s refused %d", request.call_id, replaces, refusal.status)
+        logger.info(
+            "sip_call_id=%s INVITE with Replaces %s refused %d", request.call_id, replaces, refusal.status
+        )
         return refusal
     assert call is not None
-    logger.info("call=%s INVITE replaces call %s", request.call_id, call.call_id)
+    logger.info("sip_call_id=%s INVITE replaces call %s", request.call_id, call.call_id)
     return call
 
 

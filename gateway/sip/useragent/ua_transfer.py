@@ -67,10 +67,10 @@ class Transfers:
         headers = [("Refer-To", str(refer_to))]
         if referred_by is not None:
             headers.append(("Referred-By", str(referred_by)))  # RFC 3892
-        logger.info("call=%s REFER to %s", call.call_id, refer_to)
+        logger.info("sip_call_id=%s REFER to %s", call.call_id, refer_to)
         final, _ = await call._send(dialog.create_request("REFER", headers=headers))
         self.referring = 200 <= final.status < 300
-        logger.info("call=%s REFER answered %d %s", call.call_id, final.status, final.reason)
+        logger.info("sip_call_id=%s REFER answered %d %s", call.call_id, final.status, final.reason)
         return final
 
     def _on_notify(self, incoming: IncomingRequest) -> tuple[int, str | None]:
@@ -84,7 +84,7 @@ class Transfers:
                 event, headers.get("Subscription-State"), headers.get("Content-Type"), request.body
             )
         except SIPError as exc:
-            logger.info("call=%s NOTIFY refused: %s", self.call.call_id, exc.detail)
+            logger.info("sip_call_id=%s NOTIFY refused: %s", self.call.call_id, exc.detail)
             return 400, exc.reason_phrase
         if not self.referring:
             return 481, "Subscription Does Not Exist"
@@ -107,7 +107,7 @@ class Transfers:
         try:
             address = parse_refer_to(values[0])
         except SIPError as exc:
-            logger.info("call=%s REFER refused: %s", self.call.call_id, exc.detail)
+            logger.info("sip_call_id=%s REFER refused: %s", self.call.call_id, exc.detail)
             return 400, exc.reason_phrase
         uri = address.uri
         assert isinstance(uri, SipURI)  # parse_refer_to refuses any other scheme
@@ -116,7 +116,7 @@ class Transfers:
         self._refer_in = incoming
         cseq = request.cseq
         self._subscription = cseq.seq if cseq is not None else 0
-        logger.info("call=%s REFER received: to %s", self.call.call_id, bare)
+        logger.info("sip_call_id=%s REFER received: to %s", self.call.call_id, bare)
         self.call._emit(ReferReceived(str(bare), replaces, request.headers.get("Referred-By") or ""))
         return None
 
@@ -149,9 +149,9 @@ class Transfers:
         try:
             response, _ = await call._send(request)
         except (SIPError, OSError) as exc:
-            logger.info("call=%s NOTIFY failed: %s", call.call_id, exc)
+            logger.info("sip_call_id=%s NOTIFY failed: %s", call.call_id, exc)
             return
-        logger.info("call=%s NOTIFY %d answered %d", call.call_id, status, response.status)
+        logger.info("sip_call_id=%s NOTIFY %d answered %d", call.call_id, status, response.status)
 
     def on_request(self, incoming: IncomingRequest) -> None:
         """REFER or NOTIFY in the dialog (the dialog accepted its CSeq already)."""

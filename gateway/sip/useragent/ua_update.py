@@ -59,7 +59,7 @@ def receive(call: Call, incoming: IncomingRequest) -> None:
     if not request.body:
         timer = call.session_timer
         headers = timer.headers(require=not timer.we_refresh) if timer else ()
-        logger.info("call=%s UPDATE without offer: refreshed", call.call_id)
+        logger.info("sip_call_id=%s UPDATE without offer: refreshed", call.call_id)
         incoming.respond(dialog.respond(request, 200, headers=headers))
         call.start_session_timer(None)  # RFC 4028 §10: a 2xx to a refresh restarts the timer
         return
@@ -71,7 +71,7 @@ def receive(call: Call, incoming: IncomingRequest) -> None:
         status_headers = call.offers.refuse_offer() or (500, (("Retry-After", "2"),))
     if status_headers is not None:
         status, headers = status_headers
-        logger.info("call=%s UPDATE with an offer refused %d (RFC 3311 §5.2)", call.call_id, status)
+        logger.info("sip_call_id=%s UPDATE with an offer refused %d (RFC 3311 §5.2)", call.call_id, status)
         incoming.respond(dialog.respond(request, status, headers=headers))
         return
     if call.state.value not in _TAKEN_IN and not (call.early_offers and call.state.value == "early"):
@@ -92,7 +92,7 @@ async def refresh(call: Call) -> ReinviteResult:
         final, _ = await call.send_in_dialog(dialog.create_request("UPDATE", headers=headers))
         if final.status == 491 and attempt < MAX_GLARE_RETRIES:
             delay = dialog.glare_retry_delay()
-            logger.info("call=%s UPDATE answered 491: again in %.2f s", call.call_id, delay)
+            logger.info("sip_call_id=%s UPDATE answered 491: again in %.2f s", call.call_id, delay)
             await asyncio.sleep(delay)
             continue
         if 200 <= final.status < 300:
@@ -119,7 +119,7 @@ async def offer(call: Call, sdp: str) -> ReinviteResult:
         call.remote_sdp = answer
         if call.state.value == "confirmed":  # in an early dialog no session timer runs yet
             call.start_session_timer(None)
-    logger.info("call=%s offer in UPDATE answered %d", call.call_id, final.status)
+    logger.info("sip_call_id=%s offer in UPDATE answered %d", call.call_id, final.status)
     if 200 <= final.status < 300 and not answered:  # RFC 3311 §5.2 wants the answer in the 2xx
         return ReinviteResult(488, "No answer in the 2xx to UPDATE")  # the call keeps its session
     return ReinviteResult(final.status, final.reason, answer)

@@ -1,16 +1,22 @@
 """What a call logs at INFO (issue 36 item 7; docs/operations.md "Logs"): its state moves, the INVITE, one
 media line (the codecs) and the summary line when it ends: no more than 8 lines for a plain call, each
 naming the call (by its id or its SIP Call-ID). It was 21, with every sub-state, the SIP dialog's states,
-the RTP latch, payload types and the fast lane at INFO."""
+the RTP latch, payload types and the fast lane at INFO.
+
+Each id has one name on every line, down to DEBUG (issue 67 item 8): `call=` is the gateway's call id,
+`sip_call_id=` the SIP Call-ID; the SIP layer used to log its Call-ID as `call=`, and the line then got the
+gateway's id appended as a second, different `call=`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from gateway.ops.logctx import call_fields
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -30,6 +36,7 @@ async def test_a_call_logs_its_moves_and_a_summary_at_info(
         peer = WebPeer(1000)
         try:
             caplog.set_level(logging.INFO)
+            caplog.set_level(logging.DEBUG, logger="gateway")
             caplog.clear()
             call_id = await alice.call("2000", await peer.offer())
             await peer.accept((await alice.wait_for("connected", call_id=call_id))["sdp"])
@@ -48,3 +55,9 @@ async def test_a_call_logs_its_moves_and_a_summary_at_info(
     assert any("ended: hangup" in r.getMessage() for r in lines), text
     assert any("-> connected" in r.getMessage() for r in lines), text
     assert len(lines) <= 8, text
+    sip_layer = [r for r in caplog.records if r.name.startswith("gateway.sip.") and call_id in call_fields(r)]
+    assert sip_layer, "the SIP layer logged nothing about the call at DEBUG"
+    for record in caplog.records:
+        line = record.getMessage() + call_fields(record)
+        assert len(set(re.findall(r"\bcall=([^\s,;:()]+)", line))) <= 1, line
+        assert len(set(re.findall(r"\bsip_call_id=([^\s;:()]+)", line))) <= 1, line
