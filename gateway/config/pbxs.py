@@ -181,7 +181,7 @@ class PbxPlan:
     def choose(self, own: str, tenant: str | None, target: str, number: str | None) -> PbxChoice:
         """The PBX of a call to ``target`` (a Request-URI formed with ``own``'s domain) by a user of
         ``tenant`` whose PBX is ``own``; ``number``: the dialled number (None: a SIP URI was dialled)."""
-        route = next((r for r in self.routes if r.tenant in (None, tenant) and r.match.matches(target)), None)
+        route = self.route(tenant, target)
         name = route.pbx if route is not None and route.pbx is not None else own
         entry = self.pbxs.get(name)
         if entry is None:  # Config checks every name; a hand-built plan may not
@@ -194,6 +194,10 @@ class PbxPlan:
         number = rewrite(rules, number)
         domain = entry.effective_domain or self.domain(own)
         return PbxChoice(name, f"sip:{number.replace('#', '%23')}@{domain}", number, caller_id, name == own)
+
+    def route(self, tenant: str | None, target: str) -> RouteConfig | None:
+        """The first route for a user of ``tenant`` that matches ``target`` (a Request-URI), if one does."""
+        return next((r for r in self.routes if r.tenant in (None, tenant) and r.match.matches(target)), None)
 
     def source_pbx(self, host: str) -> str | None:
         """The PBX whose `address` or `outbound_proxy` host is ``host`` (as written), if one is."""

@@ -49,7 +49,7 @@ from gateway.calls.boundary.events import (
 from gateway.calls.connected.midcall import end_connected
 from gateway.calls.reasons import EndReason, local_reason
 from gateway.calls.setup.outbound import allowed_target
-from gateway.calls.setup.pbx_route import dial_domain
+from gateway.calls.setup.pbx_route import dial_domain, pbx_target
 from gateway.calls.states import TimerName
 from gateway.identity.address import SipAddress
 from gateway.identity.errors import IdentityError
@@ -79,8 +79,7 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
     if call.transfer_out is not None:
         raise call.illegal(event, f"a transfer to {call.transfer_out} is under way")
     if event.destination is not None:
-        domain = dial_domain(call.settings, event.user, call.pbx)  # the call's PBX's (several PBXs)
-        target = allowed_target(event.user, event.destination, domain)
+        target = _transfer_target(call, event)
         if isinstance(target, tuple):
             _refuse(call, *target)
             return
@@ -92,6 +91,19 @@ def web_transfer(call: CallMachine, event: WebTransfer) -> None:
         call.transfer_out_to(event.consult_call_id)
         call.emit(SipRefer(call.call_id, consult_call_id=event.consult_call_id))
     _tell(call, TransferState.REQUESTED, None, f"Transferring to {call.transfer_out}")
+
+
+def _transfer_target(call: CallMachine, event: WebTransfer) -> str | tuple[EndReason, str]:
+    """The Refer-To of a blind transfer to what the user typed: where her own dial of it would go. A
+    number a route matches (`routes[].pbx`, its `rewrite`) is the URI her call would have, at the route's
+    PBX; any other number is at the domain of the call's PBX (several PBXs), the SIP party's."""
+    assert event.destination is not None
+    target = allowed_target(event.user, event.destination, dial_domain(call.settings, event.user, call.pbx))
+    plan = call.settings.pbx_plan
+    if isinstance(target, tuple) or plan.route(event.user.tenant, target) is None:
+        return target
+    chosen = pbx_target(call.settings, event.user, event.destination)
+    return chosen if isinstance(chosen, tuple) else chosen.target
 
 
 def _refuse(call: CallMachine, code: EndReason, message: str) -> None:

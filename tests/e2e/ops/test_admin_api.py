@@ -226,6 +226,37 @@ async def test_transfer_sends_the_phone_a_refer_and_the_call_moves(tmp_path: Pat
             await peer.close()
 
 
+async def test_a_transfer_to_a_routed_number_refers_to_the_routes_pbx(tmp_path: Path) -> None:
+    """`routes` send 9xxx to the trunk PBX `b` without the 9 (issue 67 item 9): the admin's transfer to 9123
+    REFERs the phone to sip:123@<b's domain>, where alice's own dial of 9123 goes, not to the default PBX."""
+    require_desk_phone()
+    trunk = "trunk.invalid"
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone_a,
+        running_gateway(
+            admin_config(
+                phone_a,
+                [],
+                37800,
+                pbxs={"b": {"address": f"127.0.0.1:{free_port()}", "domain": trunk}},
+                routes=[{"match": "9.", "pbx": "b", "rewrite": [{"strip": 1}]}],
+            )
+        ) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        aiohttp.ClientSession() as http,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, number = await connect(alice, peer, phone_a)
+            path = f"/admin/api/calls/{call_id}/transfer"
+            status, body = await post(http, gateway, path, {"target": "9123"}, **ADMIN)
+            assert status == 202, body
+            request = await phone_a.wait_for("transfer_request", call=number)
+            assert request["to"].strip("<>") == f"sip:123@{trunk}", request
+        finally:
+            await peer.close()
+
+
 async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path: Path) -> None:
     """Chromium (Playwright) on /admin: an admin logs in, sees the live call, downloads its trace, and its
     Hang up button ends it at the phone."""
