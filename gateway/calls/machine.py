@@ -248,12 +248,24 @@ class CallMachine(CallView):
     # --- setup -------------------------------------------------------------------------------------
 
     def start_outbound(
-        self, session_id: str, user: WebUser, headers: tuple[tuple[str, str], ...], *, direct: bool
+        self,
+        session_id: str,
+        user: WebUser,
+        headers: tuple[tuple[str, str], ...],
+        *,
+        direct: bool,
+        grace: float | None = None,
     ) -> None:
         self._setup = dataclasses.replace(
             self._setup, direction=CallDirection.OUTBOUND, user=user, sip_headers=headers, direct=direct
         )
-        self._web = dataclasses.replace(self._web, session_id=session_id)
+        self._web = dataclasses.replace(self._web, session_id=session_id, grace=grace)
+
+    @property
+    def reconnect_grace(self) -> float:
+        """Seconds the call waits for its browser to come back: its dialect's (WebDial.grace), else
+        web_auth.reconnect_grace."""
+        return self.settings.reconnect_grace if self._web.grace is None else self._web.grace
 
     def start_inbound(self, remote_uri: str) -> None:
         self._setup = dataclasses.replace(self._setup, direction=CallDirection.INBOUND, remote_uri=remote_uri)

@@ -226,6 +226,9 @@ class WebProgress:
     sdp: WebSdp = WebSdp.NONE
     early_offer: str | None = None  # inbound: the offer made for the browser (while ringing or after)
     media_up: bool = False  # inbound: WebRTC is up (MediaConnected)
+    # seconds the carrying session's dialect waits for lost media (None: web_auth.reconnect_grace); the
+    # HTTP API's client has no socket to come back on, so it gets its own, shorter one (WebDial.grace)
+    grace: float | None = None
 
 
 # --- setup ------------------------------------------------------------------------------------------
@@ -313,6 +316,7 @@ class CallRecord:
                 "sdp": self.web.sdp.value,
                 "early_offer": self.web.early_offer,
                 "media_up": self.web.media_up,
+                "grace": self.web.grace,
             },
             "hold": {
                 "local": self.hold.local,
@@ -414,6 +418,7 @@ def _from_dict(data: Mapping[str, Any], users: Callable[[str], WebUser | None]) 
             sdp=WebSdp(web["sdp"]),
             early_offer=web["early_offer"],
             media_up=web["media_up"],
+            grace=None if web.get("grace") is None else float(web["grace"]),  # (older records lack it)
         ),
         hold=Hold(local=hold["local"], remote=hold["remote"], want_local=hold["want_local"]),
         renegotiation=Renegotiation(

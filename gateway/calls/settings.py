@@ -39,6 +39,8 @@ class CallSettings:
     # web_auth.reconnect_grace: a connected call whose browser went away (reload, network change) stays
     # up this long for it to come back (gateway/calls/connected/reconnect.py); 0: it ends at once
     reconnect_grace: float = 30.0
+    # web_auth.http_reconnect_grace: the same for a call of the HTTP API (WebDial.grace)
+    http_reconnect_grace: float = 10.0
     # The SIP party's re-INVITE adds or drops video (escalation): the browser's answer to the gateway's
     # new offer is awaited this long, then the re-INVITE is refused 488 and the call goes on as it was
     web_reoffer_timeout: float = 10.0
@@ -67,9 +69,10 @@ class CallSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
                 raise InvalidValue(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
-        grace = self.reconnect_grace
-        if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace <= 3600:
-            raise InvalidValue(f"reconnect_grace must be a number of seconds in [0, 3600], got {grace!r}")
+        for name in ("reconnect_grace", "http_reconnect_grace"):
+            grace = getattr(self, name)
+            if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace <= 3600:
+                raise InvalidValue(f"{name} must be a number of seconds in [0, 3600], got {grace!r}")
         if not self.media_families or set(self.media_families) - {"IP4", "IP6"}:
             raise InvalidValue(f"media_families must be IP4 and/or IP6, got {self.media_families!r}")
         if not self.sip_codecs:
@@ -93,6 +96,7 @@ class CallSettings:
             "caps": CapsTable.from_config(config),
             "answer_timeout": config.calls.answer_timeout,
             "reconnect_grace": config.web_auth.reconnect_grace,
+            "http_reconnect_grace": config.web_auth.http_reconnect_grace,
             "sip_codecs": tuple(c.value for c in config.codecs.sip),
             "media_families": _families(config),
             "sip_srtp": config.media.sip_srtp.value,

@@ -493,6 +493,9 @@ class WebAuthSection:
     token_ttl: Annotated[int, IntRange(60, 30 * 86400)] = 12 * 3600  # session token lifetime, seconds
     # seconds a connected call waits for its browser to come back (reload, network change); 0: no wait
     reconnect_grace: Annotated[float, FloatRange(0, 3600)] = 30.0
+    # the same for a call of the HTTP API (POST /webrtc/offer): its client has no socket whose return
+    # says it is alive, so a client that vanished is given less (its lost media noticed in about 2 s)
+    http_reconnect_grace: Annotated[float, FloatRange(0, 3600)] = 10.0
 
     def __post_init__(self) -> None:
         # HMAC-SHA256 key (gateway.signaling.tokens): a short one can be guessed, and forged tokens log in.

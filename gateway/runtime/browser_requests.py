@@ -151,7 +151,10 @@ class BrowserRequests(DriverCore):
         with logctx.bind_call(context):
             try:
                 key = session.api_key if isinstance(session, KeyedSink) else None
-                dial = ev.WebDial(session.id, session.user, to, sdp, chosen, route=route, api_key=key)
+                grace = self.dial_grace(session)
+                dial = ev.WebDial(
+                    session.id, session.user, to, sdp, chosen, route=route, api_key=key, grace=grace
+                )
                 call_id, commands = self.registry.dial(dial)
             except CallLimitReached as exc:  # before any SIP or port: HTTP 429, an `error`, SIP 486
                 logger.info("call to %r of %s refused: %s", to, session.user.id, exc)
@@ -169,6 +172,11 @@ class BrowserRequests(DriverCore):
             runtime = self.start_runtime(call_id, CallDirection.OUTBOUND, commands, sip_call_id)
         runtime.transfer_of = transfer_of  # the call a REFER asked for: its progress goes to the referrer
         return call_id
+
+    def dial_grace(self, session: SessionSink) -> float | None:
+        """How long a call of ``session``'s waits for lost media when its dialect has a grace of its own
+        (HttpOffers: the HTTP API's); None: web_auth.reconnect_grace."""
+        return None
 
     def owns_call(self, session: SessionSink, call_id: str) -> bool:
         """Whether call `call_id` is one of `session`'s (a transfer's other call must be: `transfer_of`,

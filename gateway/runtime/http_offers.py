@@ -38,6 +38,13 @@ RELAY_TIMEOUT = 34.0  # a pass-through call's far end: our re-INVITE's Timer B (
 class HttpOffers(BrowserRequests):
     """The HTTP API's sessions (see the module note)."""
 
+    def dial_grace(self, session: SessionSink) -> float | None:
+        """An HTTP API session's call waits web_auth.http_reconnect_grace for its client's new offer: no
+        socket of its tells that the client is still there."""
+        if isinstance(session, HttpSession) and session.renews_media:
+            return self.registry.settings.http_reconnect_grace
+        return None
+
     def http_session_ids(self) -> tuple[str, ...]:
         """The HTTP-API/WHIP sessions this process holds, by `session_key` (user and session id: their
         ownership is shared in a cluster under it)."""

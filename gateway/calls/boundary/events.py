@@ -33,6 +33,9 @@ class WebDial:
     route: str | None = None
     # the API key the dialect authenticated the dial with (gateway.config.users.api_key_id): its own caps
     api_key: str | None = None
+    # seconds the call waits for lost media to be renewed, when the dialect has its own (the HTTP API's
+    # web_auth.http_reconnect_grace); None: web_auth.reconnect_grace
+    grace: float | None = None
 
     def __post_init__(self) -> None:
         _checks.text("session_id", self.session_id)
@@ -43,6 +46,12 @@ class WebDial:
             _checks.text("route", self.route)
         if self.api_key is not None:
             _checks.text("api_key", self.api_key)
+        if self.grace is not None and (
+            not isinstance(self.grace, (int, float))
+            or isinstance(self.grace, bool)
+            or not 0 <= self.grace <= 3600
+        ):
+            raise InvalidValue(f"grace must be a number of seconds in [0, 3600], got {self.grace!r}")
 
 
 @dataclass(frozen=True, slots=True)

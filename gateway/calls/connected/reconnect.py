@@ -67,13 +67,13 @@ def _hold_on(call: CallMachine, lost: Attachment) -> None:
     if had_leg:
         call.emit(MediaDetachWeb(call.call_id))
     if TimerName.RECONNECT not in call.timers:
-        call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
+        call.start_timer(TimerName.RECONNECT, call.reconnect_grace)
 
 
 def detached(call: CallMachine, event: WebDetached) -> None:
     """The carrying session's WebSocket closed; it may come back."""
     call.require_session(event.session_id)
-    if call.settings.reconnect_grace <= 0:
+    if call.reconnect_grace <= 0:
         call.web_left()
         midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
         return
@@ -83,7 +83,7 @@ def detached(call: CallMachine, event: WebDetached) -> None:
         "call=%s session %s gone: the call waits %g s for it to come back",
         call.call_id,
         event.session_id,
-        call.settings.reconnect_grace,
+        call.reconnect_grace,
     )
 
 
@@ -108,18 +108,18 @@ def taken_over(call: CallMachine, event: TakenOver) -> None:
         call.web_left()
         if call.attachment is not Attachment.DETACHED:
             call.attach_to(Attachment.DETACHED)
-    call.start_timer(TimerName.RECONNECT, call.settings.reconnect_grace)
+    call.start_timer(TimerName.RECONNECT, call.reconnect_grace)
     logger.info(
         "call=%s taken over from instance %s: waiting %g s for its browser",
         call.call_id,
         event.from_instance,
-        call.settings.reconnect_grace,
+        call.reconnect_grace,
     )
 
 
 def web_lost(call: CallMachine, event: MediaWebLost) -> None:
     """The web leg failed while the browser may reattach (its page renews the RTCPeerConnection)."""
-    if call.settings.reconnect_grace <= 0:
+    if call.reconnect_grace <= 0:
         midcall.media_failed(call, MediaFailed(event.reason))
         return
     if call.web_lost:
@@ -198,6 +198,6 @@ def grace_expired(call: CallMachine, event: TimerFired) -> None:
         logger.info("call=%s the browser did not come back in time", call.call_id)
         midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
         return
-    seconds = call.settings.reconnect_grace
+    seconds = call.reconnect_grace
     message = f"The browser's audio was lost and did not come back within {seconds:g} seconds"
     midcall.end_connected(call, local_reason(EndReason.MEDIA_FAILED, message=message))

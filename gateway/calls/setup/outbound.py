@@ -104,7 +104,9 @@ def allowed_target(user: WebUser, destination: str, pbx_domain: str | None) -> s
 
 def dial(call: CallMachine, event: WebDial) -> None:
     # direct: a web user of this gateway, to its own SIP listener
-    call.start_outbound(event.session_id, event.user, event.headers, direct=event.route is not None)
+    call.start_outbound(
+        event.session_id, event.user, event.headers, direct=event.route is not None, grace=event.grace
+    )
     if event.route is not None:
         call.dial_to(event.route)
     else:

@@ -112,3 +112,36 @@ async def test_a_client_that_closes_its_connection_hangs_up_at_once(tmp_path: Pa
         finally:
             await peer.close()
         await wait_until(lambda: gateway._health_details()["calls"] == 0)
+
+
+async def test_a_dead_client_ends_within_the_http_apis_own_grace(tmp_path: Path) -> None:
+    """With the shipped settings (web_auth.reconnect_grace 30 s for the dialects with a socket), a vanished
+    HTTP API client's call ends within web_auth.http_reconnect_grace (10 s) of its lost media, not 30 s:
+    no socket of its can say it is still there (issue 67 item 21). It is a grace all the same: the call
+    waits for the client's new offer that long, not less."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=PHONE_TONE) as phone,
+        running_gateway(_config(phone.address)) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        assert gateway.config.web_auth.reconnect_grace == 30.0
+        grace = gateway.config.web_auth.http_reconnect_grace
+        assert grace == 10.0
+        peer = WebPeer(freq=1000)
+        try:
+            events, number = await call_the_phone(http, gateway.http_url, peer, phone)
+            loop = asyncio.get_running_loop()
+            die(peer)
+            await _sse(events, ["web_lost"], timeout=10)
+            lost = loop.time()
+            [ended] = await _sse(events, ["ended"], timeout=grace + 15)
+            waited = loop.time() - lost
+            assert ended["reason"] == "media_failed", ended
+            # (the BYE and a loaded machine add seconds; the 30 s grace would be far beyond)
+            assert grace - 0.5 <= waited <= grace + 8, f"ended {waited:.1f} s after the media was lost"
+            assert f"within {grace:g} seconds" in ended.get("message", ""), ended
+            events.close()
+            await phone.wait_for("state", call=number, state="DISCONNECTED", timeout=5)
+        finally:
+            await peer.close()
