@@ -1,10 +1,13 @@
-"""Modules and folders stay small: every module of gateway/, sdp/ and sipcore/ is at most `LIMIT` lines,
-and no folder of them holds more than `FOLDER_LIMIT` modules.
+"""Modules and folders stay small: a module of gateway/, sdp/ and sipcore/ past `LIMIT` lines is a warning
+sign, past `HARD_LIMIT` a failure, and no folder of them holds more than `FOLDER_LIMIT` modules.
 
-One protocol object per module, most under 400 lines, none over 600 (CONTRIBUTING.md, "House style"):
-a module past that holds more than one idea. The exceptions are named here with their reason:
-`DECLARATIVE` (tables of values, which grow with what they describe and hold no logic), and `TO_SPLIT`
-(a module waiting for its split, with the reason it is not done yet).
+One protocol object per module, most under 400 lines (CONTRIBUTING.md, "House style"). Modules are cut
+by concept, not by a line count: a module a few lines past 600 (a log message that grew, a setting
+documented) is named in a warning, to be looked at for a second idea, and never split or squeezed just
+to land under the number. Past `HARD_LIMIT` it certainly holds more than one idea: the test fails. The
+exceptions are named here with their reason: `DECLARATIVE` (tables of values, which grow with what they
+describe and hold no logic), and `TO_SPLIT` (a module waiting for its split, with the reason it is not
+done yet).
 
 A folder shows one idea: past about 20 modules it gets sub-packages named after the architecture (issue
 31, "A layout that shows the architecture"). `__init__.py` is not counted; it holds the package's
@@ -14,6 +17,7 @@ docstring, not one of its modules.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
@@ -22,7 +26,8 @@ import pytest
 
 from tests.conftest import REPO
 
-LIMIT: Final = 600
+LIMIT: Final = 600  # a warning sign: look for a second idea
+HARD_LIMIT: Final = 800  # a failure: more than one idea
 FOLDER_LIMIT: Final = 22
 ROOTS: Final = ("gateway", "sdp", "sipcore")
 
@@ -94,16 +99,34 @@ def test_the_folder_count_catches_a_folder_past_the_limit(tmp_path: Path, module
     assert modules_per_folder(tmp_path / "gateway")[package] == modules
 
 
-def test_modules_are_at_most_the_limit() -> None:
+def modules_over(sizes: dict[str, int], limit: int) -> str:
+    """The modules of ``sizes`` past ``limit`` lines that are not listed exceptions, one per line."""
     allowed = DECLARATIVE.keys() | TO_SPLIT.keys()
-    over = {path: n for path, n in lengths().items() if n > LIMIT and path not in allowed}
-    if over:
-        listed = "\n".join(f"  {path}: {n} lines" for path, n in sorted(over.items(), key=lambda kv: -kv[1]))
+    over = {path: n for path, n in sizes.items() if n > limit and path not in allowed}
+    return "\n".join(f"  {path}: {n} lines" for path, n in sorted(over.items(), key=lambda kv: -kv[1]))
+
+
+def test_modules_are_at_most_the_limit() -> None:
+    sizes = lengths()
+    warned = modules_over(sizes, LIMIT)
+    if warned:
+        warnings.warn(
+            f"modules over {LIMIT} lines (look for a second concept to cut out; do not squeeze):\n{warned}",
+            stacklevel=1,
+        )
+    failed = modules_over(sizes, HARD_LIMIT)
+    if failed:
         pytest.fail(
-            f"modules over {LIMIT} lines (split them by concern, or list a declarative one in "
-            f"tests/test_module_size.py with its reason):\n{listed}",
+            f"modules over {HARD_LIMIT} lines (split them by concern, or list a declarative one in "
+            f"tests/test_module_size.py with its reason):\n{failed}",
             pytrace=False,
         )
+
+
+def test_the_hard_limit_catches_a_module_past_it() -> None:
+    assert modules_over({"gateway/x.py": HARD_LIMIT + 1, "gateway/y.py": HARD_LIMIT}, HARD_LIMIT) == (
+        f"  gateway/x.py: {HARD_LIMIT + 1} lines"
+    )
 
 
 @pytest.mark.parametrize("path", sorted(DECLARATIVE.keys() | TO_SPLIT.keys()), ids=lambda p: p)
