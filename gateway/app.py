@@ -436,6 +436,9 @@ class Gateway:
         pbx = self.sip.pbx_state() if self.sip is not None else None
         if pbx is not None:
             details["pbx"] = pbx
+        disk = self.driver.recordings.disk()  # low: no recording starts (recording.min_free_mb)
+        if disk is not None:
+            details["recording"] = {key: disk[key] for key in ("state", "free_mb", "min_free_mb")}
         return details
 
     async def _close_fast_lane(self) -> None:

@@ -278,6 +278,31 @@ class StateCollector(Collector):
         yield family
         yield GaugeMetricFamily("gateway_transcoding_calls", "Live calls that transcode", value=transcoding)
         yield from self._fast_lane(state)
+        yield from self._recording(state)
+
+    def _recording(self, state: GatewayState) -> Iterable[Metric]:
+        """The recording disk's free space (recording.min_free_mb) and the starts refused, when a call
+        may be recorded (`recording()`: optional on a state, (disk report, refusals by reason) or None)."""
+        report = getattr(state, "recording", lambda: None)()
+        if report is None:
+            return
+        disk, refusals = report
+        free = disk.get("free_bytes")
+        if isinstance(free, int):
+            yield GaugeMetricFamily(
+                "gateway_recording_disk_free_bytes",
+                "Free bytes on the recording directory's disk (no recording starts under recording.min_free_mb)",
+                value=free,
+            )
+        refused = CounterMetricFamily(
+            "gateway_recordings_refused",
+            "Recordings not started, by reason (call_cap: recording.max_per_call; user_cap: "
+            "recording.max_per_user; disk: under recording.min_free_mb)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(refusals.items()):
+            refused.add_metric([reason], count)
+        yield refused
 
     def _fast_lane(self, state: GatewayState) -> Iterable[Metric]:
         engines = state.fast_lane()

@@ -282,6 +282,12 @@ class Operations:
     def login_alarms(self) -> int:
         return self._gateway.identities.throttle.alarms
 
+    def recording(self) -> tuple[Mapping[str, object], Mapping[str, int]] | None:
+        """The recording disk (runtime/recordings.py `disk()`) and the starts refused, by reason."""
+        recordings = self._gateway.driver.recordings
+        disk = recordings.disk()
+        return None if disk is None else (disk, recordings.refused)
+
     def fast_lane(self) -> tuple[int, Mapping[str, int]] | None:
         pool = self._gateway.fast_lane
         return (len(pool.engines), pool.counters()._asdict()) if pool is not None else None

@@ -15,11 +15,17 @@ INVITEs it (gateway/sip/useragent/siprec.py) when the recording starts and, once
 leg's PCM the recorder decodes as PCMU RTP (gateway/media/recording/siprec_rtp.py); a pause sends
 nothing; a stop or the call's end sends BYE. A refused or silent SRS is logged and shown in the state
 (`siprec`), never felt by the call.
+
+A start that would make a new file is admitted first (`_admit`): at most `max_per_call` per call (a
+start/stop loop made one file each time), `max_per_user` of a user's calls recorded at once (429
+`too_many_recordings`), and not while the directory's disk has less than `min_free_mb` free (507
+`recording_disk_low`). `disk()` is what /healthz and the metrics say of that disk; `refused` counts.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +41,7 @@ from gateway.media.recording.siprec_rtp import SiprecStreams
 from gateway.media.recording.timeline import RecordingAction, RecordingError, RecordingState
 from gateway.media.rtp.packet import RtpPacket
 from gateway.runtime.call_media import CallMedia
-from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound
+from gateway.signaling.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError
 from gateway.signaling.events import RecordingChanged
 from gateway.sip.useragent.siprec import RecordedCall, SiprecClient, SiprecRefused, SiprecSession
 
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TAP: Final = "recording"
+MIB: Final = 1024 * 1024
+REFUSALS: Final = ("call_cap", "user_cap", "disk")  # gateway_recordings_refused{reason}
 ACTIONS: Final = tuple(action.value for action in RecordingAction)
 
 
@@ -89,6 +97,7 @@ class _Call:
     files: list[str] = field(default_factory=list)
     siprec: _Siprec | None = None
     siprec_state: str | None = None  # the last session's, once it ended
+    starts: int = 0  # recordings started (each a file): recording.max_per_call
 
 
 class Recordings:
@@ -106,6 +115,49 @@ class Recordings:
         self._calls: dict[str, _Call] = {}
         self._writing: list[CallRecorder] = []  # of ended calls, until their last file is written
         self._siprec_client: SiprecClient | None = None
+        self.refused: dict[str, int] = dict.fromkeys(REFUSALS, 0)
+        routes = tuple(route.recording for route in driver.routes)
+        modes = {section.mode, *(mode for mode in self._user_modes.values() if mode), *filter(None, routes)}
+        self.enabled = modes != {RecordingMode.NEVER}  # some call may be recorded
+
+    def disk(self) -> dict[str, object] | None:
+        """The recording directory's disk (None when no call may be recorded): its free space, the floor
+        and whether recordings may start (state ok) or not (low)."""
+        if not self.enabled:
+            return None
+        free = _free_bytes(Path(self.section.directory))
+        floor = self.section.min_free_mb * MIB
+        state = "unknown" if free is None else "ok" if free >= floor else "low"
+        free_mb = None if free is None else free // MIB
+        return {
+            "state": state,
+            "free_mb": free_mb,
+            "min_free_mb": self.section.min_free_mb,
+            "free_bytes": free,
+        }
+
+    def _admit(self, runtime: CallRuntime, call: _Call) -> None:
+        """A new recording (file) of the call may start, or a ServiceError says why not (module note)."""
+        section = self.section
+        if call.starts >= section.max_per_call:
+            self._refuse("call_cap", runtime, f"call {runtime.call_id!r} has made its {section.max_per_call} recordings (recording.max_per_call)", 429, "too_many_recordings")  # fmt: skip
+        user = _web_user(runtime)
+        if user is not None:
+            recorded = sum(
+                1 for call_id, other in self._calls.items()
+                if call_id != runtime.call_id and other.recorder is not None and other.recorder.capturing
+                and _web_user(self._runtime_of(call_id)) == user
+            )  # fmt: skip
+            if recorded >= section.max_per_user:
+                self._refuse("user_cap", runtime, f"{user} has {recorded} calls recorded already (recording.max_per_user)", 429, "too_many_recordings")  # fmt: skip
+        free = _free_bytes(Path(section.directory))
+        if free is not None and free < section.min_free_mb * MIB:
+            self._refuse("disk", runtime, f"the recording disk has {free // MIB} MB free, under recording.min_free_mb ({section.min_free_mb})", 507, "recording_disk_low")  # fmt: skip
+
+    def _refuse(self, reason: str, runtime: CallRuntime, message: str, status: int, code: str) -> None:
+        self.refused[reason] += 1
+        logger.warning("call=%s recording not started: %s", runtime.call_id, message)
+        raise ServiceError(message, code=code, field="action", http_status=status)
 
     def mode_of(self, runtime: CallRuntime) -> RecordingMode:
         machine = runtime.machine
@@ -128,7 +180,7 @@ class Recordings:
             try:
                 self._apply(runtime, call, RecordingAction.START)
                 return
-            except (Conflict, RecordingError) as exc:
+            except (Conflict, RecordingError, ServiceError) as exc:
                 logger.warning("call=%s not recorded: %s", runtime.call_id, exc)
         self._tell(runtime.call_id, call)
 
@@ -184,9 +236,12 @@ class Recordings:
         if not bridge.audio_up:
             raise Conflict(f"call {runtime.call_id!r} has no media up yet", field="call_id")
         recorder = call.recorder
+        if recorder is None and action is not RecordingAction.START:
+            raise RecordingError(f"cannot {action.value} a recording that is idle")
+        new_file = action is RecordingAction.START and (recorder is None or not recorder.capturing)
+        if new_file:
+            self._admit(runtime, call)
         if recorder is None:
-            if action is not RecordingAction.START:
-                raise RecordingError(f"cannot {action.value} a recording that is idle")
             recorder = call.recorder = self._recorder(runtime, call.mode)
         if action is RecordingAction.START:
             attach(bridge, recorder)  # first: a refusal leaves the recording as it was
@@ -196,6 +251,8 @@ class Recordings:
             if action is RecordingAction.START and not recorder.capturing:
                 detach(bridge)
             raise
+        if new_file:
+            call.starts += 1
         call.files = list(recorder.files)
         if not recorder.capturing:
             detach(bridge)
@@ -290,6 +347,18 @@ class Recordings:
             session = self._driver.session(session_id)
             if session is not None and not session.closed:
                 self._driver.spawn(session.send_event(event))
+
+
+def _free_bytes(directory: Path) -> int | None:
+    """Free bytes for an unprivileged writer on the disk of ``directory`` (or of its nearest existing
+    parent: it is made at the first recording); None when it cannot be read."""
+    path = directory.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def _web_user(runtime: CallRuntime) -> str | None:

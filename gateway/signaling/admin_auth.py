@@ -75,6 +75,7 @@ _HTTP_ERRORS: Final[dict[int, type[web.HTTPException]]] = {
     429: web.HTTPTooManyRequests,
     502: web.HTTPBadGateway,
     503: web.HTTPServiceUnavailable,
+    507: web.HTTPInsufficientStorage,
 }
 
 
