@@ -2,8 +2,9 @@
 
 Once every listener is open it logs where to point a browser ("open http://..."; on a wildcard address
 with HTTPS, the names the certificate holds, since https://0.0.0.0/ fails the certificate's name check;
-without HTTPS, 127.0.0.1), writes the listening URL to
-`--ready-file` (scripts/demo waits for it) and tells systemd READY=1 when run as a Type=notify service.
+without HTTPS, 127.0.0.1), writes the first of those URLs and how to log in (a demo user's published
+secret while it is in effect, else where the secrets are) to `--ready-file` (scripts/demo waits for it
+and prints both) and tells systemd READY=1 when run as a Type=notify service.
 A listener that cannot open is one line naming it ("SIP udp 127.0.0.1:5060: address already in use")
 and exit status 1, never a traceback. Listening beyond loopback with demo secrets, no session_secret
 or an open /metrics, it refuses to start (gateway/config/exposure.py) unless `--insecure-lab` is given.
@@ -22,9 +23,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.config import ConfigError
-from gateway.config.exposure import OVERRIDE, refusal
+from gateway.config import Config, ConfigError
+from gateway.config.exposure import DEMO_SECRETS, OVERRIDE, refusal
 from gateway.config.loader import load_config
+from gateway.identity.model import WebAuthMode
 from gateway.listen import ListenError
 from gateway.logs import configure_logging
 from gateway.state_dir import StateDirError
@@ -83,8 +85,28 @@ def browser_urls(listening: str, certificate: str | Path | None) -> list[str]:
     return [f"{scheme}://{name}:{port}/" for name in names] or [listening + "/"]
 
 
-def _ready(gateway: Gateway, ready_file: str | None) -> None:
-    url = gateway.http_url + "/"
+def login_hint(config: Config, config_path: str) -> str:
+    """How to log in to the page, as the demo's banner says it ("log in as alice / alice-demo"): a demo
+    user's published secret only while it is in effect, else where the secrets are set."""
+    token = config.web_auth.mode is WebAuthMode.TOKEN
+    for user in config.users:
+        for secret in DEMO_SECRETS:
+            if token:
+                published = user.web_token is not None and user.web_token.reveal() == secret
+            else:
+                published = user.web_secret_hash is not None and user.web_secret_hash.verify(secret)
+            if published:
+                return f"log in as {user.id} / {secret}"
+    field = "web_token" if token else "web_secret_hash"
+    ids = [user.id for user in config.users if getattr(user, field) is not None]
+    if not ids:
+        return f"no user can log in yet: give one a {field} in {config_path}'s users"
+    others = f" (or {', '.join(ids[1:])})" if ids[1:] else ""
+    what = "token set in" if token else "secret whose hash is"
+    return f"log in as {ids[0]}{others} with the {what} its {field} in {config_path}"
+
+
+def _ready(gateway: Gateway, ready_file: str | None, config_path: str) -> None:
     tls = gateway.config.http.tls
     first, *others = browser_urls(gateway.http_url, tls.certificate if tls is not None else None)
     where = first + (f" (or {', '.join(others)})" if others else "")
@@ -94,7 +116,9 @@ def _ready(gateway: Gateway, ready_file: str | None) -> None:
     sip = ", ".join(f"{name} {f'[{h}]' if ':' in h else h}:{p}" for name, h, p in hosts)
     logger.info("gateway ready: open %s in a browser; SIP on %s", where, sip or "no listener")
     if ready_file is not None:
-        Path(ready_file).write_text(url + "\n", encoding="utf-8")
+        # a URL a browser opens (never https://0.0.0.0/, which no certificate holds: issue 67 item 10)
+        hint = login_hint(gateway.config, config_path)
+        Path(ready_file).write_text(f"{first}\n{hint}\n", encoding="utf-8")
     sd_notify("READY=1")
 
 
@@ -127,7 +151,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(
-            serve(config, config_path=args.config, on_ready=lambda gateway: _ready(gateway, ready_file))
+            serve(
+                config,
+                config_path=args.config,
+                on_ready=lambda gateway: _ready(gateway, ready_file, args.config),
+            )
         )
     except TlsError as exc:
         logger.error("cannot start: http.tls: %s", exc)

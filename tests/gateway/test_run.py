@@ -170,8 +170,9 @@ def test_the_ready_file_and_banner_come_once_the_gateway_listens(tmp_path: Path)
         while not ready.exists() or not ready.read_text():
             assert process.poll() is None and time.monotonic() < deadline, "no ready file"
             time.sleep(0.05)
-        url = ready.read_text().strip()
+        url, login = ready.read_text().splitlines()  # what scripts/demo's banner prints
         assert url == f"http://127.0.0.1:{port}/"
+        assert login == "log in as alice / alice-demo"
         with urllib.request.urlopen(url + "healthz", timeout=2) as response:  # listening already
             assert response.status == 200
     finally:
