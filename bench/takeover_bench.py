@@ -53,7 +53,7 @@ PBX_HOST = "127.0.0.5"
 BACK_WITHIN = 15.0
 LOGIN_WITHIN = 8.0  # s a relogin may take: a lease and two heartbeats of waiting for the takeover, and more  # s: a call whose tone is not back by then is lost
 LOGINS = asyncio.Lock()
-RTP_BASE = 52000  # the instances' RTP ports: 52000-52199, 52600-52799, 53200-53399
+RTP_BASE = 52000  # the instances' RTP ports: 52000-53999, 54000-55999, 56000-57999
 
 
 def page_address(index: int) -> str:
@@ -178,6 +178,8 @@ def mappings(redis_url: str, pbx: str, args: argparse.Namespace) -> list[dict[st
     found = [
         instance_mapping(i, redis_url, rtp_base=RTP_BASE, pbx=pbx, extra=extra, **timing) for i in range(3)
     ]
+    for index, mapping in enumerate(found):  # 2000 ports each: 100 calls' SIP legs and web legs' ICE
+        mapping["media"]["rtp_ports"] = {"start": RTP_BASE + 2000 * index, "end": RTP_BASE + 2000 * index + 1999}
     for mapping in found:  # a web user per page (a user has at most 5 sessions), alice's password
         mapping["users"] += [
             {"id": f"u{i}", "sip": f"{1100 + i}", "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}

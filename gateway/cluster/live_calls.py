@@ -276,7 +276,7 @@ class LiveCallLedger:
         unhanded: Collection[str],
     ) -> None:
         """One pipeline: the records and handovers ``changed``/``handed`` written, sealed, with the time
-        and where this instance answers (for a survivor's look before it acts: _alive); those of the calls
+        and where this instance answers (for a survivor's look before it acts: alive); those of the calls
         ``gone``/``unhanded`` deleted."""
         node = self._node
         fields = {SEEN: f"{node.now_ms() / 1000:.3f}", HTTP: node.settings.advertise.http, **changed}
@@ -445,7 +445,7 @@ class LiveCallLedger:
                 "recorded (written by an instance without the seals, or not by a gateway)", instance_id,
             )  # fmt: skip
             return True
-        if not await _alive(http):
+        if not await alive(http):
             self._cut_off.discard(instance_id)
             return False
         if instance_id not in self._cut_off:
@@ -478,7 +478,7 @@ class LiveCallLedger:
         return carried
 
 
-async def _alive(url: str) -> bool:
+async def alive(url: str) -> bool:
     """Whether something accepts a TCP connection at HTTP base URL `url` within PROBE_SECONDS: an
     instance whose lease lapsed but which still listens is cut off from Redis, not dead, and its calls
     must not be taken from under it (a dead process's port refuses at once; a lost machine's times out)."""

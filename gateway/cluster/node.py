@@ -270,6 +270,19 @@ class ClusterNode:
         raw = await client.hgetall(self.key("instance", instance_id))
         return self._info(instance_id, {text(k): text(v) for k, v in raw.items()})
 
+    async def fence(self, instance_id: str) -> None:
+        """Take another instance's lease out now (its process was found dead: gateway/cluster/
+        peer_watch.py): every instance then takes it for gone, as when its lease lapses."""
+
+        async def remove(client: aioredis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(self.key("instance", instance_id))
+            pipe.zrem(self.key("instances"), instance_id)
+            result: list[Any] = await pipe.execute()
+            return result
+
+        await self.run("fence a dead instance", remove)
+
     async def set_draining(self) -> None:
         """Drain: the others stop sending this instance new calls and logins (and /readyz says 503)."""
         self.draining = True

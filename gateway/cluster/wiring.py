@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cluster.errors import ClusterUnavailable
-from gateway.cluster.live_calls import LiveCallLedger
+from gateway.cluster.live_calls import LiveCallLedger, alive
 from gateway.cluster.node import ClusterNode, InstanceInfo
+from gateway.cluster.peer_watch import PeerWatch
 from gateway.cluster.presence import ClusterPresence
 from gateway.cluster.presence_channel import PresenceChannel
 from gateway.cluster.registrations import RegistrationOwnership
@@ -120,6 +121,7 @@ class ClusterWiring:
         )
         self.drainer = Drain(driver)  # the gateway adds its sockets' closers (gateway/app.py)
         self.http: ClusterHttp | None = None
+        self.peer_watch: PeerWatch | None = None  # prepare_http
         self.on_drained: Callable[[], None] | None = None
         self._drain: asyncio.Task[None] | None = None
         routing = ClusterRouting(self.node, self.presence)
@@ -340,6 +342,14 @@ class ClusterWiring:
             local_whips=lambda: frozenset(self.driver.whip_keys()),
         )
         self.http.install(app)
+        # a watch on every other instance: a dead process's calls carried on at once, not at its lease's
+        # end (peer_watch.py)
+        self.peer_watch = PeerWatch(self.node, self.http.watch, alive, self._dead_now)
+        self.node.add_refresher("peer watch", self.peer_watch.refresh, self.peer_watch.close)
+
+    async def _dead_now(self, instance_id: str) -> None:
+        """An instance found dead by its watch (and fenced): its calls claimed now, not at the next beat."""
+        await self.live_calls.record_dead()
 
     @staticmethod
     def ua_settings(settings: UASettings) -> UASettings:

@@ -24,11 +24,15 @@ response, event streams included, is relayed back as it comes.
 as SIGUSR1 does; `GET /cluster/status` says what this instance holds. `POST /cluster/takeover` (signed:
 `hand_over` sends it) is a draining instance handing its calls to this one (`{instance, handovers: {call
 id: handover JSON}}`, gateway/runtime/continuity/takeover.py); the answer lists the calls taken.
+`GET /cluster/watch` (signed) is a WebSocket another instance holds open to this one and never writes
+on (gateway/cluster/peer_watch.py): it closes with 1001 when this instance stops, and without a close
+when its process dies, which the watcher hears at once.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -66,6 +70,7 @@ _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "
 MAX_SKEW: Final = 30.0  # seconds a signature stays valid
 FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
 TAKEOVER: Final = "/cluster/takeover"
+WATCH: Final = "/cluster/watch"
 HANDOVER_TIMEOUT: Final = (
     15.0  # a draining instance's calls taken over: re-INVITEs answered by their far ends
 )
@@ -200,13 +205,61 @@ class ClusterHttp:
     clock: Callable[[], float] = time.time
     forwarded: int = 0
     _client: aiohttp.ClientSession | None = field(default=None, repr=False)
+    _watched_by: set[web.WebSocketResponse] = field(default_factory=set, repr=False)
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(self.middleware)
         app.router.add_post("/cluster/drain", self.drain_handler)
         app.router.add_get("/cluster/status", self.status_handler)
         app.router.add_post(TAKEOVER, self.takeover_handler)
+        app.router.add_get(WATCH, self.watch_handler)
+        app.on_shutdown.append(self._stop_watches)
         app.on_cleanup.append(self._close)
+
+    async def _stop_watches(self, app: web.Application) -> None:
+        """A clean stop says so to the instances watching this one (1001): not a death to act on."""
+        for ws in list(self._watched_by):
+            with contextlib.suppress(Exception):
+                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stopping")
+
+    async def watch_handler(self, request: web.Request) -> web.StreamResponse:
+        """Another instance's watch on this one (signed by it): held open, nothing said on it."""
+        header = request.headers.get(FORWARDED)
+        if header is None or await self._verified(request, header) is None:
+            return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
+        ws = web.WebSocketResponse(max_msg_size=1024)
+        await ws.prepare(request)
+        self._watched_by.add(ws)
+        try:
+            async for _ in ws:  # the watcher sends nothing; whatever comes is ignored
+                pass
+        finally:
+            self._watched_by.discard(ws)
+        return ws
+
+    async def watch(self, base: str) -> int | None:
+        """Hold a watch on the instance at HTTP base URL `base` until it closes: its close code (1001: it
+        stopped), or None when the connection dropped without one or could not be opened (it may be dead:
+        the caller looks). Raises nothing but cancellation."""
+        client = self._session()
+        headers = {FORWARDED: sign(self.secret, self.instance_id, "GET", WATCH, self.clock())}
+        try:
+            async with client.ws_connect(
+                base + WATCH, headers=headers, timeout=aiohttp.ClientWSTimeout(ws_close=1.0),
+                autoping=True, heartbeat=None,
+            ) as ws:  # fmt: skip
+                async for _ in ws:
+                    pass
+                closed_clean = ws.close_code not in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE)
+                return ws.close_code if closed_clean else None
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
+            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        return self._client
 
     async def _close(self, app: web.Application) -> None:
         if self._client is not None:
@@ -259,9 +312,7 @@ class ClusterHttp:
     async def hand_over_or_unknown(self, base: str, handovers: dict[str, str]) -> list[str] | None:
         """`hand_over`, None when whether it took them is unknown (no answer: a timeout, a lost
         connection), as opposed to an answer that took none."""
-        if self._client is None:
-            timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
-            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        client = self._session()
         body = json.dumps({"instance": self.instance_id, "handovers": handovers}).encode()
         headers = {
             FORWARDED: sign(self.secret, self.instance_id, "POST", TAKEOVER, self.clock(), "", body),
@@ -269,9 +320,7 @@ class ClusterHttp:
         }
         try:
             timeout = aiohttp.ClientTimeout(total=HANDOVER_TIMEOUT)
-            async with self._client.post(
-                base + TAKEOVER, data=body, headers=headers, timeout=timeout
-            ) as reply:
+            async with client.post(base + TAKEOVER, data=body, headers=headers, timeout=timeout) as reply:
                 answer = await reply.json() if reply.status == 200 else {}
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             logger.warning("handing %d calls to %s failed: %s", len(handovers), base, exc)
@@ -430,9 +479,7 @@ class ClusterHttp:
     async def _forward(
         self, request: web.Request, owner: str, base: str, path_qs: str | None = None
     ) -> web.StreamResponse:
-        if self._client is None:
-            timeout = aiohttp.ClientTimeout(total=None, connect=FORWARD_TIMEOUT, sock_read=None)
-            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        client = self._session()
         try:  # here, so that no credential of the user's travels on (and a 401 is answered here)
             principal = await authenticate(request, request.app[HTTP_API_KEY])
         except SignalingError as exc:
@@ -449,7 +496,7 @@ class ClusterHttp:
         self.forwarded += 1
         logger.info("%s %s: session owned by %s, forwarded to %s", request.method, request.path, owner, base)
         try:
-            upstream = await self._client.request(
+            upstream = await client.request(
                 request.method,
                 base + path_qs,
                 headers=headers,
