@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from gateway.config import Codec, Config, ConfigError, HostPort, PbxSection
+from gateway.config import Codec, Config, ConfigError, ConfigFileError, HostPort, PbxSection
 from gateway.config.cluster import ClusterSection
 from gateway.config.exposure import OVERRIDE, refusal
 from gateway.config.loader import iter_secrets, load_config
@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
 def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO, insecure_lab: bool = False) -> int:
     try:
         config = load_config(path, env)
+    except ConfigFileError as exc:  # "gateway.yaml: no such file", not an invalid configuration
+        print(*exc.errors, sep="\n", file=err)
+        return 1
     except ConfigError as exc:
         print(
             f"{path}: invalid configuration ({len(exc.errors)} problem{'s' if len(exc.errors) != 1 else ''})",

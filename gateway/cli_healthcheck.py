@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Final, TextIO
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, ConfigFileError
 from gateway.config.loader import load_config
 from gateway.config.schema import HttpSection
 
@@ -82,6 +82,9 @@ def probe(url: str, timeout: float) -> str | None:
 def healthcheck(path: str, env: Mapping[str, str], timeout: float, out: TextIO, err: TextIO) -> int:
     try:
         config = load_config(path, env)
+    except ConfigFileError as exc:  # "gateway.yaml: no such file", not an invalid configuration
+        print(*exc.errors, "(cannot tell where /healthz is served)", file=err)
+        return 1
     except ConfigError as exc:
         print(f"{path}: invalid configuration, cannot tell where /healthz is served", file=err)
         for error in exc.errors:

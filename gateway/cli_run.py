@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, ConfigFileError, WebAuthMode
 from gateway.config.exposure import DEMO_SECRETS, OVERRIDE, refusal
 from gateway.config.loader import load_config
-from gateway.identity.model import WebAuthMode
 from gateway.listen import ListenError
 from gateway.logs import configure_logging
 from gateway.state_dir import StateDirError
@@ -125,6 +124,9 @@ def _ready(gateway: Gateway, ready_file: str | None, config_path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, os.environ)
+    except ConfigFileError as exc:  # "gateway.yaml: no such file", not an invalid configuration
+        print(*exc.errors, sep="\n", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"{args.config}: invalid configuration", file=sys.stderr)
         for error in exc.errors:

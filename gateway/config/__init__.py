@@ -7,7 +7,7 @@ config.sip.listen[0].port, config.media.public_address, config.users[0].pbx_auth
 """
 
 from gateway.config.dns import DnsSection
-from gateway.config.errors import ConfigError, InvalidValue
+from gateway.config.errors import ConfigError, ConfigFileError, InvalidValue
 from gateway.config.schema import (
     CallsSection,
     CodecsSection,
@@ -46,6 +46,7 @@ __all__ = [
     "CodecsSection",
     "Config",
     "ConfigError",
+    "ConfigFileError",
     "DnsSection",
     "DtmfMode",
     "HostPort",

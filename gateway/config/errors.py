@@ -17,6 +17,11 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors) or "invalid configuration")
 
 
+class ConfigFileError(ConfigError):
+    """The configuration file cannot be read at all (missing, unreadable, not UTF-8 text), which is not an
+    invalid configuration: `errors` holds one line naming the file, e.g. `gateway.yaml: no such file`."""
+
+
 class InvalidValue(ConfigError, ValueError):
     """A value object rejected its value in `__post_init__`.
 

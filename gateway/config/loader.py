@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import yaml
 
-from gateway.config.errors import ConfigError, InvalidValue, join_path
+from gateway.config.errors import ConfigError, ConfigFileError, InvalidValue, join_path
 from gateway.config.schema import Config
 from gateway.config.secret import Secret, SecretSource
 from gateway.config.values import FloatRange, IntRange, Parse
@@ -58,14 +58,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Config:
-    """Read the file at `path` and apply `GATEWAY_*` overrides from `env`; ConfigError lists all problems."""
+    """Read the file at `path` and apply `GATEWAY_*` overrides from `env`; ConfigError lists all problems
+    (ConfigFileError when the file cannot be read at all)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError([f"{path}: no such file"]) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        raise ConfigFileError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise ConfigFileError(
             [f"{path}: not UTF-8 text (byte {exc.start}): a configuration is YAML in UTF-8"]
         ) from None
     return load_config_text(text, env, base_dir=path.parent, source=str(path))
@@ -77,7 +80,7 @@ def load_config_text(
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from None
+        raise ConfigError([_yaml_problem(exc, source)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -85,6 +88,18 @@ def load_config_text(
             [f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}"]
         )
     return config_from_mapping(data, env, base_dir)
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    """PyYAML's error with the file's name where it says `"<unicode string>"` (it was given the text):
+    `gateway.yaml, line 3, column 8: not valid YAML: expected ..., but found ':' (while parsing a flow
+    node at line 2)`."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{source}: not valid YAML: {exc}"
+    mark, context = exc.problem_mark, exc.context_mark
+    began = f" at line {context.line + 1}" if context is not None and context.line != mark.line else ""
+    during = f" ({exc.context}{began})" if exc.context else ""
+    return f"{source}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {exc.problem}{during}"
 
 
 def config_from_mapping(data: dict[str, Any], env: Mapping[str, str], base_dir: Path = Path(".")) -> Config:
