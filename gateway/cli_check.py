@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from gateway.config import Codec, Config, ConfigError, ConfigFileError, HostPort, PbxSection
 from gateway.config.cluster import ClusterSection
 from gateway.config.exposure import OVERRIDE, refusal
-from gateway.config.loader import iter_secrets, load_config
+from gateway.config.loader import iter_secrets, load_config_and_overrides
 from gateway.identity.passwords import HashAlgorithm, hash_secret
 from gateway.identity.store import web_users_from_config
 from gateway.tls import ServerTls, TlsError
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO, insecure_lab: bool = False) -> int:
     try:
-        config = load_config(path, env)
+        config, overrides = load_config_and_overrides(path, env)
     except ConfigFileError as exc:  # "gateway.yaml: no such file", not an invalid configuration
         print(*exc.errors, sep="\n", file=err)
         return 1
@@ -92,11 +92,19 @@ def check(path: str, env: Mapping[str, str], out: TextIO, err: TextIO, insecure_
         for line in unsafe[1:-2]:
             print(line, file=err)
     print(f"{path}: configuration OK", file=out)
-    for label, text in summary(config):
+    for label, text in [*environment(overrides), *summary(config)]:
         print(f"  {label + ':':<18} {text}", file=out)
     for text in warnings(config):
         print(f"{path}: warning: {text}", file=err)
     return 0
+
+
+def environment(overrides: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(label, text) lines naming each setting a `GATEWAY_*` variable sets instead of the file (never
+    its value: it may be a secret), or saying that none does."""
+    if not overrides:
+        return [("from environment", "nothing (no GATEWAY_* variable overrides the file)")]
+    return [("from environment", f"{path} ({var}, not the file)") for path, var in sorted(overrides.items())]
 
 
 def warnings(config: Config) -> list[str]:

@@ -60,6 +60,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] = os.environ) -> Config:
     """Read the file at `path` and apply `GATEWAY_*` overrides from `env`; ConfigError lists all problems
     (ConfigFileError when the file cannot be read at all)."""
+    return load_config_and_overrides(path, env)[0]
+
+
+def load_config_and_overrides(
+    path: str | os.PathLike[str], env: Mapping[str, str]
+) -> tuple[Config, dict[str, str]]:
+    """`load_config`, and which settings the environment set instead of the file: key path -> the
+    `GATEWAY_*` variable (`{"http.port": "GATEWAY_HTTP__PORT"}`), for `check` to say so."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -71,12 +79,18 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] = os.enviro
         raise ConfigFileError(
             [f"{path}: not UTF-8 text (byte {exc.start}): a configuration is YAML in UTF-8"]
         ) from None
-    return load_config_text(text, env, base_dir=path.parent, source=str(path))
+    return _from_text(text, env, path.parent, str(path))
 
 
 def load_config_text(
     text: str, env: Mapping[str, str], base_dir: Path = Path("."), source: str = "<config>"
 ) -> Config:
+    return _from_text(text, env, base_dir, source)[0]
+
+
+def _from_text(
+    text: str, env: Mapping[str, str], base_dir: Path, source: str
+) -> tuple[Config, dict[str, str]]:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -87,7 +101,7 @@ def load_config_text(
         raise ConfigError(
             [f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}"]
         )
-    return config_from_mapping(data, env, base_dir)
+    return _from_mapping(data, env, base_dir)
 
 
 def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
@@ -103,13 +117,19 @@ def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
 
 
 def config_from_mapping(data: dict[str, Any], env: Mapping[str, str], base_dir: Path = Path(".")) -> Config:
+    return _from_mapping(data, env, base_dir)[0]
+
+
+def _from_mapping(
+    data: dict[str, Any], env: Mapping[str, str], base_dir: Path
+) -> tuple[Config, dict[str, str]]:
     reader = _Reader(env, base_dir)
     _apply_overrides(data, env, reader)
     config = reader.read(data, Config, "")
     if reader.errors:
         raise ConfigError(reader.errors)
     assert isinstance(config, Config)
-    return config
+    return config, dict(reader.origins)
 
 
 class _Reader:

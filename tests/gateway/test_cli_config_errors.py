@@ -1,6 +1,7 @@
 """What the command line says about the config file itself (issue 67 item 13): a YAML syntax error names
 the file and the line (PyYAML alone says `in "<unicode string>"`), a missing file is "no such file" (it
-was reported as an invalid configuration)."""
+was reported as an invalid configuration), and `check` names every setting a `GATEWAY_*` variable sets
+instead of the file (an exported variable silently overrode it)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ def test_a_missing_file_is_no_such_file_not_an_invalid_configuration(tmp_path: P
         assert result.returncode == 1, result.stderr
         assert result.stderr.startswith(f"{missing}: no such file"), result.stderr
         assert "invalid configuration" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_names_each_setting_the_environment_sets(tmp_path: Path) -> None:
+    shipped = str(REPO / "gateway.yaml")
+    result = cli("check", "-c", shipped, GATEWAY_HTTP__PORT="9090", GATEWAY_METRICS__TOKEN="t0ken" * 8)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  from environment:  http.port (GATEWAY_HTTP__PORT, not the file)" in lines, result.stdout
+    assert "  from environment:  metrics.token (GATEWAY_METRICS__TOKEN, not the file)" in lines
+    assert "t0ken" not in result.stdout  # a value may be a secret: named, never shown
+    result = cli("check", "-c", shipped)
+    assert "  from environment:  nothing (no GATEWAY_* variable overrides the file)" in result.stdout
