@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_NOW = frozenset({"deactivated", "timeout"})  # RFC 6665 §4.1.3: re-subscribe at once
 NO_RETRY = frozenset({"rejected", "noresource", "invariant"})  # ... do not
+FINAL_NOTIFY_WAIT = 32.0  # s a notifier's last NOTIFY is awaited after an unsubscribe's 2xx (64 * T1)
 
 
 class SubscriptionError(SIPError):
@@ -170,6 +171,10 @@ class Subscription:
         self._answered: Request | None = None
         self._challenges = 0
         self._unsubscribe_next = False
+        # after an unsubscribe's 2xx the subscription lasts until the notifier's terminated NOTIFY (RFC 6665
+        # §4.1.2.3, §4.4.1): NOTIFYs of this dialog are answered 200 until then, or until this time
+        self.final_notify_until: float | None = None
+        self._terminated_by_notifier = False  # its terminated NOTIFY came while we unsubscribed
 
     def __repr__(self) -> str:
         return f"<Subscription {self.config.event} {self.config.resource} {self.state.name}>"
@@ -220,6 +225,11 @@ class Subscription:
             value, params = subscription_state(request)
         except SIPError:
             return 400, []
+        final = self.final_notify_until
+        if self.state is SubState.IDLE and final is not None and now <= final:
+            if value == "terminated":  # the notifier's last word: the subscription is over now
+                self.final_notify_until = None
+            return 200, []
         if self.state in (SubState.IDLE, SubState.FAILED, SubState.RETRY_WAIT):
             return 481, []  # RFC 6665 §4.1.3: no such subscription (any more)
         self._learn(request.from_.tag if request.from_ is not None else None, request, routes=False)
@@ -228,6 +238,7 @@ class Subscription:
             retry_after = _int_value(params.get("retry-after"))
             self.expires_at = None
             if self.state is SubState.UNSUBSCRIBING:
+                self._terminated_by_notifier = True
                 return 200, []
             if reason in NO_RETRY:
                 return 200, self.handle(SubEvent.FATAL, now, detail=f"terminated: {reason}")
@@ -444,6 +455,9 @@ class Subscription:
             actions: list[Action] = []
             self._send(0, actions)
             return actions
+        ok = response is not None and response.status < 300
+        if ok and self.remote_tag is not None and not self._terminated_by_notifier:
+            self.final_notify_until = now + FINAL_NOTIFY_WAIT
         return self._stopped(now, response, reason, None)
 
     def _stopped(

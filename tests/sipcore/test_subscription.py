@@ -15,6 +15,7 @@ from sipcore.auth.digest import DigestClient
 from sipcore.dialogs.requests import Endpoint
 from sipcore.errors import SIPError
 from sipcore.subscription import (
+    FINAL_NOTIFY_WAIT,
     TABLE,
     Action,
     SendRequest,
@@ -184,6 +185,26 @@ def test_stop_unsubscribes_with_expires_0_in_the_dialog() -> None:
     sub.on_response(make_response(bye, 200, to_tag="n1"), 5.2)
     assert sub.state is SubState.IDLE
     assert sub.on_notify(notify(sub, "active", cseq=3), 5.3)[0] == 481
+
+
+def test_after_the_unsubscribes_200_the_notifiers_last_notify_is_still_answered_200() -> None:
+    """RFC 6665 §4.1.2.3, §4.4.1: the subscription lasts until the terminated NOTIFY, which Asterisk sends
+    after its 200 to the unsubscribe; then it is over (481), as it is FINAL_NOTIFY_WAIT later anyway."""
+    sub = machine()
+    request = sent(sub.start(0.0))
+    sub.on_response(ok(request), 0.1)  # type: ignore[arg-type]
+    bye = sent(sub.stop(5.0))
+    sub.on_response(make_response(bye, 200, to_tag="n1"), 5.2)
+    assert sub.state is SubState.IDLE
+    assert sub.on_notify(notify(sub, "active", cseq=2), 5.3)[0] == 200
+    assert sub.on_notify(notify(sub, "terminated;reason=timeout", cseq=3), 5.4)[0] == 200
+    assert sub.on_notify(notify(sub, "active", cseq=4), 5.5)[0] == 481
+    late = machine()
+    request = sent(late.start(0.0))
+    late.on_response(ok(request), 0.1)  # type: ignore[arg-type]
+    bye = sent(late.stop(5.0))
+    late.on_response(make_response(bye, 200, to_tag="n1"), 5.2)
+    assert late.on_notify(notify(late, "terminated", cseq=2), 5.2 + FINAL_NOTIFY_WAIT + 0.1)[0] == 481
 
 
 def test_stop_while_the_first_subscribe_is_pending_unsubscribes_after_its_200() -> None:

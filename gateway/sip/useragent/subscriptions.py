@@ -29,12 +29,13 @@ from sipcore.dialogs.requests import Endpoint
 from sipcore.errors import BadRequest, SIPError
 from sipcore.event_bodies import DialogInfo, MessageSummary, parse_body
 from sipcore.location.routing import Target
-from sipcore.subscription import Subscription as Machine
 from sipcore.subscription import (
+    FINAL_NOTIFY_WAIT,
     SubscriptionConfig,
     SubscriptionStateChanged,
     SubState,
 )
+from sipcore.subscription import Subscription as Machine
 from sipcore.syntax.headers import warning_headers
 from sipcore.syntax.message import Request, Response
 
@@ -201,6 +202,10 @@ class SubscriptionClient(MachineDriver[_Entry]):
             incoming.reply(exc.status or 400, headers=warning_headers(exc))
             return True
         incoming.reply(status)
+        if entry not in self._entries:  # removed: its last NOTIFY answered, nothing more to drive
+            if entry.machine.final_notify_until is None:
+                self._forget(entry)
+            return True
         self._run(entry, actions)
         if status == 200 and body is not None:
             mime = request.headers.get("Content-Type")
@@ -221,10 +226,19 @@ class SubscriptionClient(MachineDriver[_Entry]):
         if entry is None:
             return
         self._entries.remove(entry)
-        self._by_key.pop(entry.key, None)
         self._cancel_timer(entry)
-        if self.layer.running:
-            super()._run(entry, entry.machine.stop(self.layer.scheduler.now()))
+        if not self.layer.running:
+            self._by_key.pop(entry.key, None)
+            return
+        now = self.layer.scheduler.now()
+        super()._run(entry, entry.machine.stop(now))
+        # its NOTIFYs are still its own until the notifier's terminated one (RFC 6665 §4.4.1): answered 200
+        # by the machine meanwhile, forgotten then, or after the wait for it
+        self.layer.scheduler.call_at(now + FINAL_NOTIFY_WAIT + 1.0, partial(self._forget, entry))
+
+    def _forget(self, entry: _Entry) -> None:
+        if entry not in self._entries and self._by_key.get(entry.key) is entry:
+            del self._by_key[entry.key]
 
     # --- driving the machines ---------------------------------------------------------------------
     def _run(self, entry: _Entry, actions: Sequence[object]) -> None:

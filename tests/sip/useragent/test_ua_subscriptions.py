@@ -131,3 +131,35 @@ async def test_a_subscription_added_later_reports_to_its_own_callback_and_is_rem
     finally:
         result = await pbx.wait(timeout=10)
     assert result.ok, result
+
+
+async def test_the_notifiers_final_notify_after_an_unsubscribe_is_answered_200(tmp_path: Path) -> None:
+    """RFC 6665 §4.1.2.3 and §4.4.1: an unsubscribe's 200 does not end the subscription; the notifier's
+    last NOTIFY (Subscription-State: terminated) does, and it is answered 200, as Asterisk sends it. The
+    gateway answered 481 once the 200 had come (peers/scenarios/uas_subscribe_final_notify.xml fails a
+    call on anything but 200)."""
+    require_binary("sipp")
+    pbx = Sipp(tmp_path, "uas_subscribe_final_notify", calls=1, timeout=30)
+    await pbx.start()
+    own: list[Notice] = []
+    try:
+        async with running_ua(TimerConfig(), outbound=Target("UDP", "127.0.0.1", pbx.port)) as ua:
+            client = SubscriptionClient(ua.layer, ua.endpoint, (), outbound=ua.settings.outbound)
+            ua.layer.tu = NotifyFront(ua.layer.tu, client)
+            client.start()
+            config = SubscriptionConfig(SipURI("127.0.0.1", "1002"), ALICE, "dialog", DIALOG_INFO)
+            spec = SubscriptionSpec("alice", "relay", "1002", config, on_notice=own.append)
+            client.add(spec, ua.endpoint)
+            await wait_until(lambda: any(n.raw for n in own), timeout=10)
+            client.remove(spec)
+            await wait_until(lambda: "final NOTIFY answered 200" in _log(pbx), timeout=10)
+            await client.stop()
+    finally:
+        result = await pbx.wait(timeout=10)
+    assert result.ok, result
+    assert "SIP/2.0 481" not in result.messages, result.messages[-2000:]
+
+
+def _log(pbx: Sipp) -> str:
+    path = pbx.workdir / "logs.log"
+    return path.read_text() if path.exists() else ""
