@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING
 
 from gateway.sip.transactions.server import Entry
 from gateway.sip.transactions.stats import retransmission
-from gateway.sip.transports.transport import Source, Transport
+from gateway.sip.transports.transport import Source, Transport, format_host
 from gateway.sip.transports.transport_tcp import TcpTransport
 from sipcore.errors import SIPError, TransportError
 from sipcore.location.routing import Address, Target, request_target, response_address
 from sipcore.syntax.message import (
+    REASON_PHRASES,
     Headers,
     Message,
     Request,
@@ -144,11 +145,27 @@ class ClientTransaction:
             self._final.set_result(response)
         self._queue.put_nowait(response)
 
-    def fail(self, response: Response, notice: Notice) -> None:
+    def fail(self, response: Response, notice: Notice, *, shutdown: bool = False) -> None:
+        """The request failed locally (``response`` is synthetic); ``shutdown``: cut by the gateway's
+        stop, which the log says (a BYE at Ctrl-C to a phone that stopped with it: issue 67 item 13)."""
         if self.final is None:
-            logger.info("sip_call_id=%s %s failed: %s", self.request.call_id, self.method, notice.value)
+            if not shutdown:
+                logger.info("sip_call_id=%s %s failed: %s", self.request.call_id, self.method, notice.value)
             if self._failover is not None and self._failover(self, response, notice):
                 return
+            if shutdown:
+                where = ""
+                if self.transport is not None and self.destination is not None:
+                    host, port = self.destination[:2]
+                    where = f" to {self.transport.name} {format_host(host)}:{port}"
+                said = response.reason != REASON_PHRASES.get(
+                    response.status
+                )  # e.g. "Destination Unreachable..."
+                cause = notice.value + (f": {response.reason}" if said else "")
+                logger.info(
+                    "sip_call_id=%s %s%s not answered before the shutdown (%s)",
+                    self.request.call_id, self.method, where, cause,
+                )  # fmt: skip
             self.failure = notice
             self._failover = None
             self.deliver(response)
@@ -326,6 +343,8 @@ class ClientSide:
         # Kamailio's blst_methods_add default: INVITE timeouts only (a proxy answers an INVITE with 100 at
         # once, not a BYE or MESSAGE it forwards to a dead UA); transport errors always
         dead = notice is Notice.TRANSPORT_ERROR or (notice is Notice.TIMEOUT and handle.method == "INVITE")
+        if self.layer.stopping:
+            dead = False  # the shutdown ends everything: a hop is not kept last for a minute after it
         if dead and handle.provisional is None and handle.transport and handle.destination:
             self.suspect(handle.transport, handle.destination)
         if not handle.alternatives or handle.cancel_requested:
@@ -397,4 +416,5 @@ class ClientSide:
         for entry in list(self.entries.values()):
             self.layer.forget(entry)
             if entry.client is not None:
-                entry.client.fail(make_response(entry.txn.request, 503), Notice.TRANSPORT_ERROR)
+                response = make_response(entry.txn.request, 503)
+                entry.client.fail(response, Notice.TRANSPORT_ERROR, shutdown=True)

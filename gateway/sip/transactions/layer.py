@@ -94,7 +94,11 @@ __all__ = ["Entry", "LayerState", "TransactionLayer"]
 
 logger = logging.getLogger(__name__)
 
-LayerState = enum.Enum("LayerState", "RUNNING CLOSING CLOSED")
+# STOPPING: the gateway is shutting down (``begin_shutdown``): transactions still run (the calls' BYEs
+# and their answers), but a hop that fails then is not blocklisted and its failure says "not answered
+# before the shutdown" (a stop that cut a BYE is no evidence against the hop: issue 67 item 13)
+LayerState = enum.Enum("LayerState", "RUNNING STOPPING CLOSING CLOSED")
+_LIVE = frozenset({LayerState.RUNNING, LayerState.STOPPING})  # sending and receiving
 DEFAULT_TIMERS = TimerConfig()
 _FAILURE_STATUS = {Notice.TIMEOUT: 408, Notice.TRANSPORT_ERROR: 503}
 # RFC 3261 §18.1.1: requests much over the path MTU go over TCP; 16 KiB is plenty for UDP and
@@ -262,7 +266,7 @@ class TransactionLayer:
     # --- inbound ---------------------------------------------------------------------------------
     def receive(self, data: bytes, source: Source) -> None:
         """Transport callback: one whole message from ``source``."""
-        if self.state is not LayerState.RUNNING:
+        if self.state not in _LIVE:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("recv %d bytes from %s: %s", len(data), source, _first_line(data))
@@ -352,10 +356,20 @@ class TransactionLayer:
 
     @property
     def running(self) -> bool:
-        return self.state is LayerState.RUNNING
+        """Whether messages go out and come in (also while the gateway is stopping)."""
+        return self.state in _LIVE
+
+    @property
+    def stopping(self) -> bool:
+        return self.state is LayerState.STOPPING
+
+    def begin_shutdown(self) -> None:
+        """The gateway is stopping: what fails from now on was cut by the stop (see LayerState)."""
+        if self.state is LayerState.RUNNING:
+            self._set_state(LayerState.STOPPING)
 
     def _check_running(self) -> None:
-        if self.state is not LayerState.RUNNING:
+        if self.state not in _LIVE:
             raise TransportError(f"transaction layer is {self.state.name}")
 
     # --- running transactions --------------------------------------------------------------------
@@ -405,7 +419,8 @@ class TransactionLayer:
                 return  # an attempt left behind by a failover (RFC 3263 §4.3)
             failure = entry.failure if notice is Notice.TRANSPORT_ERROR else None
             reason = failure.reason_phrase if isinstance(failure, CertificateRejected | Unreachable) else None
-            entry.client.fail(make_response(entry.txn.request, _FAILURE_STATUS[notice], reason), notice)
+            response = make_response(entry.txn.request, _FAILURE_STATUS[notice], reason)
+            entry.client.fail(response, notice, shutdown=self.stopping)
         else:
             if entry.incoming is not None:
                 entry.incoming.failure = notice
@@ -467,7 +482,7 @@ class TransactionLayer:
 
     async def close(self) -> None:
         """Stop timers and TU tasks, close the transports; idempotent."""
-        if self.state is not LayerState.RUNNING:
+        if self.state not in _LIVE:
             return
         self._set_state(LayerState.CLOSING)
         self.client.close()

@@ -267,6 +267,7 @@ class UserAgent:
             self._set_state(UAState.CLOSED)
             return
         self._set_state(UAState.CLOSING)
+        self.layer.begin_shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
 

@@ -137,3 +137,33 @@ async def test_sigterm_during_20_calls_exits_at_once_with_a_bye_to_every_far_end
         assert "Traceback" not in log, log[-3000:]
         result = await far_end.stop()
     assert len(bye_call_ids(result)) == CALLS, result
+
+
+async def test_a_bye_cut_by_the_shutdown_says_so(tmp_path: Path) -> None:
+    """Issue 67 item 13: Ctrl-C during a call whose far end had just gone (the demo's desk phone stops
+    with the gateway) logged "udp ...:5070 did not answer: tried last for 60 s" and "BYE failed" after
+    0.5 s: a shutdown tries no hop later, and its log says the BYE was not answered before it."""
+    async with Sipp(tmp_path, "uas_basic_call", calls=None, rtp_echo=True, auto_answer=True) as far_end:
+        config, http_port = gateway_file(tmp_path, far_end.address)
+        process = start_gateway(config, http_port, tmp_path)
+        peer = WebPeer(1000)
+        try:
+            async with WebUser(f"http://127.0.0.1:{http_port}", "alice", ALICE_SECRET) as alice:
+                call_id = await alice.call("2000", await peer.offer())
+                await peer.accept((await alice.wait_for("connected", call_id=call_id, timeout=30))["sdp"])
+                await far_end.stop()  # the far end is gone: the BYE gets ICMP port unreachable
+                process.send_signal(signal.SIGINT)
+                returncode = await asyncio.to_thread(process.wait, 10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            await peer.close()
+    log = (tmp_path / "gateway.log").read_text()
+    assert returncode == 0, log[-3000:]
+    assert "tried last for" not in log and "BYE failed" not in log, log[-3000:]
+    host, port = far_end.address.rsplit(":", 1)
+    said = (
+        f"BYE to UDP {host}:{port} not answered before the shutdown (transport error: Destination Unreachable"
+    )
+    assert said in log, log[-3000:]
