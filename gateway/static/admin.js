@@ -33,15 +33,16 @@ async function errorText(response) {
   }
 }
 
+// A leg's figures as one span each ("MOS 4.4" never breaks inside), so a narrow cell wraps between them.
 function leg(figures) {
-  if (!figures) return "–";
+  if (!figures) return ["–"];
   const parts = [figures.codec || "?"];
   if (typeof figures.mos === "number") parts.push(`MOS ${figures.mos.toFixed(1)}`);
   const sent = figures.packets_received + figures.packets_lost;
   if (sent > 0) parts.push(`loss ${((100 * figures.packets_lost) / sent).toFixed(1)}%`);
   if (typeof figures.jitter === "number") parts.push(`jitter ${(figures.jitter * 1000).toFixed(0)} ms`);
   if (typeof figures.rtt === "number") parts.push(`rtt ${(figures.rtt * 1000).toFixed(0)} ms`);
-  return parts.join(" · ");
+  return parts;
 }
 
 function duration(seconds) {
@@ -49,12 +50,35 @@ function duration(seconds) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+// Each cell carries its column's name (data-label): a narrow screen shows a call as a card of label: value.
+const COLUMNS = [...document.querySelectorAll("#calls thead th")].map((th) => th.textContent.trim());
+
 function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text ?? "–";
   if (className) td.className = className;
+  td.dataset.label = COLUMNS[row.cells.length] ?? "";
   row.append(td);
   return td;
+}
+
+// A party's URI may break after its "@" (sip:1001@ / pbx.example.com), so the From and To columns stay narrow.
+function partyCell(row, uri) {
+  const td = cell(row, "", "party");
+  const at = (uri ?? "").indexOf("@");
+  if (at < 0) td.textContent = uri || "–";
+  else td.append(uri.slice(0, at + 1), document.createElement("wbr"), uri.slice(at + 1));
+}
+
+function legCell(row, figures) {
+  const figuresSpan = document.createElement("span"); // one grid item beside the label on a narrow screen
+  leg(figures).forEach((part, index) => {
+    const span = document.createElement("span");
+    span.className = "figure";
+    span.textContent = part;
+    figuresSpan.append(...(index ? [" · ", span] : [span]));
+  });
+  cell(row, "", "leg").append(figuresSpan);
 }
 
 async function hangUp(callId, button) {
@@ -83,16 +107,16 @@ function render(body) {
   for (const call of body.calls) {
     const row = document.createElement("tr");
     row.dataset.callId = call.call_id;
-    cell(row, call.from);
-    cell(row, call.to);
+    partyCell(row, call.from);
+    partyCell(row, call.to);
     cell(row, call.user);
     cell(row, call.dialect);
     cell(row, call.instance);
     cell(row, call.state, "state");
     cell(row, duration(call.duration), "duration");
-    cell(row, leg(call.legs?.web), "leg");
-    cell(row, leg(call.legs?.sip), "leg");
-    const actions = cell(row, "");
+    legCell(row, call.legs?.web);
+    legCell(row, call.legs?.sip);
+    const actions = cell(row, "", "actions");
     const hangup = document.createElement("button");
     hangup.type = "button";
     hangup.className = "hangup";

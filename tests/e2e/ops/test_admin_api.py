@@ -3,7 +3,8 @@ gateway started as the tests do. The API lists the call with both parties, hangs
 BYE), transfers it (the phone gets REFER and calls the target); 401 without credentials, 403 for a user
 without the admin role. Local aiohttp receivers check that ringing, answered and ended arrive signed
 (HMAC-SHA256), and that a receiver answering 500 twice gets the event on the third try; Chromium shows the
-call on the admin page, whose Hang up button ends it."""
+call on the admin page, whose Hang up button ends it, and whose call table fits its card at 1280 and 360
+px wide."""
 
 from __future__ import annotations
 
@@ -297,5 +298,73 @@ async def test_the_admin_page_shows_the_call_and_its_button_hangs_it_up(tmp_path
             assert ended["reason"] == "admin_hangup", ended
             await expect(row).to_have_count(0)
             await expect(page.locator("#no-calls")).to_be_visible()
+        finally:
+            await peer.close()
+
+
+# Where each button of a call's row lies against the calls card and against the scroll box it sits in (the
+# card itself when nothing scrolls); with the page's own width against the window's (no sideways scrolling).
+ROW_GEOMETRY = """(callId) => {
+  const box = (element) => {
+    const r = element.getBoundingClientRect();
+    return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+  };
+  const card = document.getElementById("calls-panel");
+  const row = document.querySelector(`tr[data-call-id="${callId}"]`);
+  let scroller = row.parentElement;
+  while (scroller !== card && !["auto", "scroll"].includes(getComputedStyle(scroller).overflowX)) {
+    scroller = scroller.parentElement;
+  }
+  return {
+    card: box(card),
+    scroller: box(scroller),
+    buttons: [...row.querySelectorAll("button")].map((b) => ({ name: b.textContent, ...box(b) })),
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+  };
+}"""
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (
+        inner["left"] >= outer["left"] - 0.5
+        and inner["right"] <= outer["right"] + 0.5
+        and inner["top"] >= outer["top"] - 0.5
+        and inner["bottom"] <= outer["bottom"] + 0.5
+    )
+
+
+async def test_the_call_table_fits_its_card_at_1280_and_360_px(tmp_path: Path) -> None:
+    """Issue 67 item 7: with a live call (both legs' figures shown), every button of its row lies within
+    the calls card, and within the box it scrolls in, at 1280 px (a laptop) and 360 px (a phone) wide, and
+    the page itself never scrolls sideways; a screenshot of each width is kept in tmp_path."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        running_gateway(admin_config(phone, [], 38400)) as gateway,
+        WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        chromium_page() as page,
+    ):
+        peer = WebPeer(freq=1000)
+        try:
+            call_id, _ = await connect(alice, peer, phone)
+            await page.goto(gateway.http_url + "/admin")
+            await log_in(page, "alice", ALICE_SECRET)
+            row = page.locator(f'tr[data-call-id="{call_id}"]')
+            await expect(row).to_be_visible()
+            await expect(row.locator("td.leg").first).to_contain_text("jitter")  # the widest the row gets
+            await expect(row.locator("td.leg").last).to_contain_text("jitter")
+            for width in (1280, 360):
+                await page.set_viewport_size({"width": width, "height": 800})
+                await expect(row.get_by_role("button", name="Trace")).to_be_visible()
+                geometry = await page.evaluate(ROW_GEOMETRY, call_id)
+                assert len(geometry["buttons"]) == 2, geometry
+                for button in geometry["buttons"]:
+                    assert inside(button, geometry["card"]), (width, button, geometry)
+                    assert inside(button, geometry["scroller"]), (width, button, geometry)
+                assert geometry["page"] <= geometry["window"], (width, geometry)
+                shot = tmp_path / f"admin-calls-{width}px.png"
+                await page.screenshot(path=str(shot), full_page=True)
+                assert shot.stat().st_size > 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
         finally:
             await peer.close()
