@@ -28,17 +28,22 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# setuptools' notices that are not problems, filtered by their first words (any other warning or error
+# still shows): pyproject.toml's ext-modules table is "still *experimental*", and an editable install
+# prints how it was made ("Editable installation.").
+QUIET_SETUPTOOLS := PYTHONWARNINGS='ignore:Editable installation.,ignore:`[tool.setuptools.ext-modules]`'
+
 # Stamps: reinstall only when a pyproject.toml or the native fast lane's source changes (it is compiled).
 # The demo desk phone (pjsua2) is optional. peers/ (test peers: desk phone, sipp, Kamailio, browser
 # stand-ins) is a distribution of its own, installed beside the gateway and never part of its wheel.
 # `make run` shows pip's progress (the first install takes about a minute: the fast lane is compiled).
 $(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/python
 	@echo "make run: installing the gateway and the demo phone into $(VENV) (the first time takes about a minute)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[demo]' -e ./peers || $(BIN)/python -m pip install --progress-bar on -e . -e ./peers
+	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --progress-bar on -e '.[demo]' -e ./peers || $(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --progress-bar on -e . -e ./peers
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]' -e ./peers
+	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --quiet -e '.[test,dev]' -e ./peers
 	touch $@ $(VENV)/.stamp-run
 
 ## run: install into .venv and start the gateway with $(CONFIG) and the demo desk phone (extension 2000)
@@ -134,7 +139,7 @@ cluster-bench: $(VENV)/.stamp-test
 
 # The bench extra (pyproject.toml: pesq, numpy) beside the test install.
 $(VENV)/.stamp-bench: $(VENV)/.stamp-test
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]' -e ./peers
+	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --quiet -e '.[test,dev,bench]' -e ./peers
 	touch $@
 
 ## quality-bench: PESQ MOS-LQO of speech through the gateway vs rtpengine under seeded loss, bursts, jitter (RUNS=3; needs make bench-deps)
