@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,77 @@ def test_the_changelog_opens_with_unreleased_then_the_current_version() -> None:
     assert all(dates) and dates == sorted(dates, reverse=True), dates
     sections = set(re.findall(r"^### (.+)$", text, re.MULTILINE))
     assert sections <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}, sections
+
+
+def _section(text: str, heading: str) -> str:
+    """The part of a Markdown page under `heading` (a whole line), up to the next heading of its level."""
+    level = heading.split(" ", 1)[0]
+    assert f"\n{heading}\n" in text, f"no {heading!r}"
+    return text.split(f"\n{heading}\n", 1)[1].split(f"\n{level} ", 1)[0]
+
+
+def _cli_commands(*words: str) -> set[str]:
+    """The subcommands `sip-webrtc-gateway [words] --help` lists, read from the real command's output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", *words, "--help"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    listing = result.stdout.split("positional arguments:", 1)[1].split("options:", 1)[0]
+    return set(re.findall(r"^    ([a-z][\w-]*)", listing, re.MULTILINE))
+
+
+def test_the_readme_command_list_names_every_subcommand() -> None:
+    """README's *Command line* block shows each subcommand `--help` lists (it lacked hash-secret, init,
+    healthcheck), and no subcommand that is gone."""
+    block = _section((REPO / "README.md").read_text(), "## Command line").split("```sh\n", 1)[1]
+    block = block.split("```", 1)[0]
+    shown = set(re.findall(r"^sip-webrtc-gateway ([a-z][\w-]*)", block, re.MULTILINE))
+    commands = _cli_commands()
+    assert {"run", "check", "init", "hash-secret", "healthcheck", "sdp", "dev-cert"} <= commands, commands
+    assert shown == commands, f"listed by --help, not in the README: {sorted(commands - shown)}; " + (
+        f"in the README, not a command: {sorted(shown - commands)}"
+    )
+    sdp_shown = set(re.findall(r"^sip-webrtc-gateway sdp ([a-z][\w-]*)", block, re.MULTILINE))
+    assert sdp_shown == _cli_commands("sdp"), sdp_shown
+
+
+WHICH_ONE = "## Which one do I use"
+DIALECT_ROUTES = ("`/`", "`/sip`", "`/ws`", "`/webrtc/offer`", "`/jsonrpc`", "`/whip/", "`/webrtc/signaling/")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/signaling.md"])
+def test_the_which_one_table_names_every_dialect_and_examples_that_exist(page: str) -> None:
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in _section((REPO / page).read_text(), WHICH_ONE).splitlines()
+        if line.startswith("|")
+    ][2:]
+    assert len(rows) == len(DIALECT_ROUTES), rows
+    for route, row in zip(DIALECT_ROUTES, rows, strict=True):
+        assert len(row) == 4 and all(row), f"{page}: a row with an empty cell: {row}"
+        assert route in row[1], f"{page}: {route} not in the row {row[1]!r}"
+    named = re.findall(r"`(examples/[^`]+)`", _section((REPO / page).read_text(), WHICH_ONE))
+    assert len(named) >= len(DIALECT_ROUTES), named
+    missing = [name for name in named if not (REPO / name).is_file()]
+    assert not missing, f"{page} names examples that do not exist: {missing}"
+
+
+def test_the_two_which_one_tables_start_from_the_same_examples() -> None:
+    def examples(page: str) -> list[str]:
+        return re.findall(r"`(examples/[^`]+)`", _section((REPO / page).read_text(), WHICH_ONE))
+
+    assert examples("README.md") == examples("docs/signaling.md")
+
+
+def test_the_readme_quotes_the_page_in_its_own_words() -> None:
+    """What the README says the softphone page shows is text the page's script has (it said *Busy* and
+    *No such number* where the page says "The line is busy." and "That number does not exist.")."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    quoted = re.findall(r"the page shows \*([^*]+)\*", readme)
+    assert len(quoted) >= 2, quoted
+    script = (REPO / "gateway" / "static" / "softphone.js").read_text()
+    for text in quoted:
+        words = re.sub(r" \(SIP \d{3}\)$", "", text)
+        assert f'"{words}"' in script, (
+            f"the README quotes the page as {text!r}; softphone.js has no {words!r}"
+        )
