@@ -173,6 +173,10 @@ class SipWebSocket:
     auth_timeout: Annotated[float, FloatRange(1.0, 300.0)] = 15.0
     # a REGISTER that would give one user more bindings is refused 403 (docs/signaling.md)
     max_bindings_per_user: Annotated[int, IntRange(1, 1000)] = 10
+    # a library's SUBSCRIBE (relayed to the PBX) that would give one flow, or one user, more
+    # subscriptions is refused 403 as a REGISTER past the bindings cap is (docs/signaling.md)
+    max_subscriptions_per_flow: Annotated[int, IntRange(1, 10_000)] = 64
+    max_subscriptions_per_user: Annotated[int, IntRange(1, 10_000)] = 128
     on_http: bool = True  # served on the HTTP listener (http.host:http.port + path)
     listen: WebSocketListen | None = None  # and/or on a port of its own
 

@@ -119,6 +119,7 @@ class WebSipService:
         self.relay: SubscriptionRelay | None = None  # SUBSCRIBE to the PBX (attach_relay)
         self._pbx_domain = config.pbx.effective_domain
         self._config = config  # each user's own PBX for the relayed SUBSCRIBEs (pbx_place)
+        self._websocket = websocket  # and their caps
         # sessions whose flow closed under answered calls, waiting for a new one (flows.py, RFC 5626)
         self.lost = LostFlows(config.web_auth.reconnect_grace, self._lost_for_good)
         # a cluster's: told the identities of a session just held, so that its browser's new flow on
@@ -139,6 +140,8 @@ class WebSipService:
         self.relay = SubscriptionRelay(
             self.ua, client, pbx_endpoint, self.endpoint, self._authenticate, self._pbx_domain,
             place_of=lambda user: pbx_place(self._config, user, hops),  # her own PBX (several PBXs)
+            max_per_flow=self._websocket.max_subscriptions_per_flow,
+            max_per_user=self._websocket.max_subscriptions_per_user,
         )  # fmt: skip
         front.takers.append(self.relay.take)
 

@@ -10,6 +10,13 @@ its dialog, body and Content-Type unchanged, with our own `Subscription-State`. 
 running out or its WebSocket closing end both sides (NOTIFY `terminated` to the library, `Expires: 0`
 to the PBX). Only the two packages pass (489 with Allow-Events otherwise); the dialog package only for a
 destination the user may call (403 otherwise), message-summary only for her own mailbox.
+
+Each subscription holds a dialog at the PBX, so a flow holds at most `max_per_flow` and a user at most
+`max_per_user` (sip.websocket.max_subscriptions_per_flow, _per_user; issue 67: 2,000 SUBSCRIBEs on one
+flow opened 2,003 dialogs at the PBX). A new SUBSCRIBE past either gets 403 "Too Many Subscriptions"
+with a Warning (399) naming the cap, as a REGISTER past the bindings cap does (registrar.py: only fewer
+subscriptions help, a retry would not); refreshes always pass. A subscription's slot is the entry it
+keeps while it lives: whatever ends it (unsubscribe, expiry, its flow closing, the PBX) frees it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from sipcore.dialogs.requests import Endpoint, build_request
 from sipcore.event_bodies import DIALOG_INFO, MESSAGE_SUMMARY
 from sipcore.location.routing import Target
 from sipcore.subscription import SubscriptionConfig
-from sipcore.syntax.headers import NameAddr, is_digits, new_tag
+from sipcore.syntax.headers import NameAddr, is_digits, new_tag, warning_value
 from sipcore.syntax.message import Request
 from sipcore.syntax.uri import URI, SipURI
 
@@ -40,6 +47,8 @@ logger = logging.getLogger(__name__)
 PACKAGES = {"dialog": DIALOG_INFO, "message-summary": MESSAGE_SUMMARY}
 MAX_EXPIRES = 3600
 MIN_EXPIRES = 60
+DEFAULT_MAX_PER_FLOW = 64
+DEFAULT_MAX_PER_USER = 128
 
 
 @dataclass(eq=False)
@@ -72,6 +81,9 @@ class SubscriptionRelay:
         authenticate: Callable[[IncomingRequest], Awaitable[WebUser | None]],
         pbx_domain: str | None,
         place_of: Callable[[WebUser], PbxPlace | None] = lambda user: None,
+        *,
+        max_per_flow: int = DEFAULT_MAX_PER_FLOW,
+        max_per_user: int = DEFAULT_MAX_PER_USER,
     ) -> None:
         self._ua = ua
         self._client = client
@@ -80,6 +92,8 @@ class SubscriptionRelay:
         self._authenticate = authenticate
         self._domain = pbx_domain
         self._place_of = place_of  # the user's own PBX (several PBXs); None: `pbx_domain`, the client's hop
+        self.max_per_flow = max_per_flow
+        self.max_per_user = max_per_user
         self._relayed: dict[tuple[str, str], _Relayed] = {}  # (Call-ID, our tag)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -99,11 +113,17 @@ class SubscriptionRelay:
         if not self._allowed(user, event, uri.user):
             incoming.reply(403, "Not Yours To Watch")
             return
+        flow = Flow(incoming.source.transport.name, incoming.source.address)
+        cap = self._cap_reached(user.id, flow)
+        if cap is not None:
+            incoming.reply(403, "Too Many Subscriptions", headers=(("Warning", warning_value(399, cap)),))
+            logger.warning("%s's library SUBSCRIBE from %s refused: %s", user.id, incoming.source, cap)
+            return
         expires = self._expires(request.headers.get("Expires"))
         now = asyncio.get_running_loop().time()
         to = request.to or NameAddr(uri)
         relayed = _Relayed(
-            user.id, Flow(incoming.source.transport.name, incoming.source.address), request.call_id or "",
+            user.id, flow, request.call_id or "",
             new_tag(), sender, NameAddr(to.uri, to.display_name), contacts[0].uri, event, now + expires,
         )  # fmt: skip
         self._relayed[(relayed.call_id, relayed.local_tag)] = relayed
@@ -180,6 +200,24 @@ class SubscriptionRelay:
             self._notify(relayed, f"active;expires={left}", notice.raw, notice.content_type)
         elif notice.state == "failed":
             self.end(relayed, "noresource")
+
+    def count(self, user_id: str | None = None, flow: Flow | None = None) -> int:
+        """The live subscriptions (of ``user_id``, on ``flow``, when given)."""
+        return sum(
+            1
+            for r in self._relayed.values()
+            if (user_id is None or r.user == user_id) and (flow is None or r.flow == flow)
+        )
+
+    def _cap_reached(self, user_id: str, flow: Flow) -> str | None:
+        """The Warning's text when a new subscription of ``user_id`` on ``flow`` would exceed a cap."""
+        if self.count(flow=flow) >= self.max_per_flow:
+            key, cap = "flow", self.max_per_flow
+        elif self.count(user_id) >= self.max_per_user:
+            key, cap = "user", self.max_per_user
+        else:
+            return None
+        return f"at most {cap} subscriptions per {key} (sip.websocket.max_subscriptions_per_{key})"
 
     def _allowed(self, user: WebUser, event: str, number: str) -> bool:
         if event == "message-summary":
