@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gateway.sip import Answered, Bye, Listen, UASettings, UserAgent
+from gateway.sip import Answered, Bye, Listen, Provisional, UASettings, UserAgent
 from gateway.sip.transactions.policy import AcceptAll
 from peers.demo import require_desk_phone
 from peers.phone import DeskPhone
@@ -36,8 +36,13 @@ async def main() -> int:
         call = await ua.invite(f"sip:2000@127.0.0.1:{port}", OFFER, "sip:gateway@127.0.0.1")
         print(f"INVITE sent (Call-ID {call.call_id})")
         async for event in call.events():
-            print(f"  event: {event!r}")
+            if isinstance(event, Provisional):
+                print(f"  the phone answered {event.status} {event.reason}")
             if isinstance(event, Answered):
+                media = next(line for line in event.sdp.splitlines() if line.startswith("m=audio"))
+                print(
+                    f"  the phone answered 200 OK, its audio on RTP port {media.split()[1]}; we sent the ACK"
+                )
                 break
         else:
             return 1
@@ -54,7 +59,7 @@ async def main() -> int:
         await call.bye()
         event = await call.next_event(5)
         assert isinstance(event, Bye)
-        print(f"  event: {event!r}")
+        print(f"BYE sent: the phone answered {event.status}")
         state = await phone.wait_for("state", state="DISCONNECTED")
         print(f"the phone says: DISCONNECTED ({state['code']} {state['reason']})")
         return 0

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gateway.sip import Confirmed, RegistrationChanged, RegistrationSpec, UASettings, UserAgent
+from gateway.sip import Bye, Confirmed, RegistrationChanged, RegistrationSpec, UASettings, UserAgent
 from gateway.sip.transactions.policy import AcceptAll
 from peers.demo import require_desk_phone
 from peers.kamailio import running_kamailio
@@ -67,18 +67,21 @@ async def main() -> int:
             call.ring()
             call.answer(ANSWER)
             event = await call.next_event(10)
-            print(f"5. answered: {event!r}")
             assert isinstance(event, Confirmed)
+            print("5. answered 200 OK with our SDP; the phone's ACK confirmed the call")
             await phone.wait_for("state", state="CONFIRMED")
             print("   the phone says: CONFIRMED")
             await asyncio.sleep(1.0)
             await call.bye()
-            print(f"6. hung up: {await call.next_event(5)!r}")
+            bye = await call.next_event(5)
+            assert isinstance(bye, Bye)
+            print(f"6. hung up: our BYE was answered {bye.status}")
             ended = await phone.wait_for("state", state="DISCONNECTED")
             print(f"   the phone says: DISCONNECTED ({ended['code']} {ended['reason']})")
         finally:
             await ua.close()
-            print(f"7. gateway closed: {ua.registration_states()}")
+            left = ", ".join(f"{aor} {state}" for aor, state in ua.registration_states().items())
+            print(f"7. gateway closed: {left or 'no registration'}")
             if phone is not None:
                 await phone.close()
     return 0

@@ -62,18 +62,25 @@ async def one_call(title: str, browser_codecs: tuple[str, ...] | None) -> bool:
         )
         await browser.accept(web_answer)
         await browser.connected()
+        for _ in range(100):  # the bridge's own MediaConnected may come a moment after the browser's
+            if any(isinstance(e, MediaConnected) for e in events):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            print("5. the bridge never reported its WebRTC leg connected")
+            return False
         chosen = next(e for e in events if isinstance(e, CodecChosen))
         mode = "transcoding" if chosen.transcoding else "pass-through (payloads forwarded without decoding)"
         print(
-            f"5. connected={any(isinstance(e, MediaConnected) for e in events)}; codecs: browser {chosen.web}, phone {chosen.sip}: {mode}"
+            f"5. media connected (ICE and DTLS done); codecs: browser {chosen.web}, phone {chosen.sip}: {mode}"
         )
         await phone.send_tone(600, 1.5)
         await asyncio.sleep(0.2)
         browser_ok, phone_ok = browser.heard(600, last=0.75), phone.heard(1000)
         stats = bridge.stats()
-        print(
-            f"6. the browser heard the phone's 600 Hz: {browser_ok}; the phone heard the browser's 1000 Hz: {phone_ok}"
-        )
+        heard = {True: "heard", False: "did NOT hear"}
+        print(f"6. the browser {heard[browser_ok]} the phone's 600 Hz tone; "
+              f"the phone {heard[phone_ok]} the browser's 1000 Hz tone")  # fmt: skip
         print(f"   forwarded web->sip {stats.web_to_sip.forwarded}, sip->web {stats.sip_to_web.forwarded}; "
               f"lost {stats.web_to_sip.lost + stats.sip_to_web.lost}; transcoded {stats.web_to_sip.transcoded + stats.sip_to_web.transcoded}\n")  # fmt: skip
         return browser_ok and phone_ok

@@ -63,7 +63,9 @@ async def main() -> int:
             incoming = await phone.wait_for("incoming")
             await phone.wait_for("state", call=incoming["call"], state="CONFIRMED")
             heard = await wait_for_tone(client, 440)
-            print(f"   the phone answered; the WHIP client hears its 440 Hz: {heard}")
+            print(
+                f"   the phone answered; the WHIP client {'hears' if heard else 'does NOT hear'} its 440 Hz tone"
+            )
 
             # RFC 8840: the client's ICE ufrag and pwd, the m-line and mid, then the candidates (none left)
             ice = [line for line in offer.splitlines() if line.startswith(("a=ice-ufrag:", "a=ice-pwd:"))]
@@ -80,7 +82,10 @@ async def main() -> int:
                 playback = str(r.url.join(URL(r.headers["Location"])))
                 await player.accept(await r.text())
             heard, other = await wait_for_tone(player, 440), player.heard(1000, last=1)
-            print(f"   the WHEP player hears the phone: {heard}; the WHIP client's 1000 Hz: {other}")
+            if heard and not other:  # as it should: a WHEP player plays the call's far end only
+                print("   the WHEP player hears the phone's 440 Hz, and not the WHIP client's own 1000 Hz")
+            else:
+                print(f"   UNEXPECTED: the WHEP player hears the phone: {heard}, the WHIP client: {other}")
             async with http.delete(playback, headers=AUTH) as r:
                 print(f"   DELETE {URL(playback).path}: {shown(r)}")
 
@@ -90,7 +95,8 @@ async def main() -> int:
             async with http.delete(resource, headers=AUTH) as r:
                 print(f"   the phone says {state['state']}; DELETE again: {shown(r)}")
             rate, samples = read_wav(await phone.wait_for_recording(incoming["call"]))
-            print(f"6. the phone heard the WHIP client's 1000 Hz: {detect_tone(samples[-rate:], rate, 1000)}")
+            recorded = detect_tone(samples[-rate:], rate, 1000)
+            print(f"6. the phone {'heard' if recorded else 'did NOT hear'} the WHIP client's 1000 Hz tone")
     finally:
         await client.close()
         await player.close()
