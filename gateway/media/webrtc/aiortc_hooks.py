@@ -579,16 +579,31 @@ async def close_peer(pc: Any, call_id: str, timeout: float = PC_CLOSE_TIMEOUT) -
     One close task per peer connection, whoever asks: a second ``pc.close()`` waits on aiortc's own
     "closed" future, and a cancelled waiter cancels that future, so the first close then failed with
     InvalidStateError in a task nobody read ("Task exception was never retrieved", a full run's ERROR).
-    A failure of the close is logged once, as a WARNING, whenever it ends."""
+    A failure of the close is logged once, as a WARNING, whenever it ends.
+
+    When aiortc has begun closing by itself (the far end's DTLS close_notify starts its own close task),
+    that task is the close: waited on shielded, never joined by a second ``pc.close()``, whose
+    cancellation (a shutdown cancelling the tasks left) would cancel aiortc's "closed" future under its
+    own task, which then failed unread (test_fuzz_gateway's rare failure)."""
     closing = _CLOSING.get(pc)
     if closing is None:
-        closing = _CLOSING[pc] = asyncio.ensure_future(pc.close())
-        closing.add_done_callback(functools.partial(_closed, call_id))
+        own = getattr(pc, "_RTCPeerConnection__closeTask", None)  # aiortc's own, begun by itself
+        if isinstance(own, asyncio.Future) and not own.done():
+            own.add_done_callback(functools.partial(_closed, call_id))  # its failure read, and said
+            closing = _CLOSING[pc] = asyncio.ensure_future(_shielded(own))
+        else:
+            closing = _CLOSING[pc] = asyncio.ensure_future(pc.close())
+            closing.add_done_callback(functools.partial(_closed, call_id))
     done, _ = await asyncio.wait({closing}, timeout=timeout)  # (a cancelled caller leaves the close be)
     if not done:
         logger.warning(
             "call=%s the peer connection did not close within %g s: left to finish", call_id, timeout
         )
+
+
+async def _shielded(task: asyncio.Future[None]) -> None:
+    """Wait for ``task`` without ever cancelling it (a cancelled waiter leaves it be)."""
+    await asyncio.shield(task)
 
 
 def _closed(call_id: str, closing: asyncio.Future[None]) -> None:

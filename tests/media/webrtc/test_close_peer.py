@@ -91,3 +91,29 @@ async def test_a_close_left_to_finish_has_its_failure_read(caplog: pytest.LogCap
         "closing the peer connection failed: InvalidStateError" in r.getMessage() for r in caplog.records
     )
     await caller.close()
+
+
+async def test_a_close_under_way_in_aiortc_is_not_broken_by_cancelling_ours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The other order (test_fuzz_gateway's rare failure): the far end's DTLS close makes aiortc start its
+    own close task; ours, asked after it, waited on aiortc's "closed" future; when ours was cancelled (a
+    shutdown cancelling what is left), that future was cancelled with it and aiortc's own close ended in
+    InvalidStateError, in a task nobody reads. Ours now waits on aiortc's task itself, shielded."""
+    caller, callee = await _connected_pair()
+    await caller.close()  # DTLS close_notify: the callee's aiortc begins its own close
+    for _ in range(100):
+        if getattr(callee, "_RTCPeerConnection__closeTask", None) is not None:
+            break
+        await asyncio.sleep(0.01)
+    own = callee._RTCPeerConnection__closeTask  # type: ignore[attr-defined]
+    assert own is not None and not own.done(), "aiortc did not start its own close"
+    with caplog.at_level(logging.WARNING):
+        await aiortc_hooks.close_peer(callee, "c1", timeout=0)  # left to finish
+        aiortc_hooks._CLOSING[callee].cancel()  # what a shutdown does to the tasks left
+        await asyncio.wait({own}, timeout=5)
+        assert own.done() and not own.cancelled() and own.exception() is None, own
+        gc.collect()
+        await asyncio.sleep(0)
+    assert callee.connectionState == "closed"
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
