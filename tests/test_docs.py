@@ -127,3 +127,11 @@ def test_the_readme_quotes_the_page_in_its_own_words() -> None:
         assert f'"{words}"' in script, (
             f"the README quotes the page as {text!r}; softphone.js has no {words!r}"
         )
+
+
+def test_the_changelog_names_no_internal_issue_numbers() -> None:
+    """The project has no public issue tracker, so "issue 34" tells a reader of CHANGELOG.md nothing:
+    an entry says what changed, in its own words."""
+    text = (REPO / "CHANGELOG.md").read_text()
+    found = re.findall(r"^.*\bissues? \d+.*$", text, re.MULTILINE)
+    assert not found, "issue numbers in CHANGELOG.md:\n" + "\n".join(found[:10])
