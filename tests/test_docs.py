@@ -135,3 +135,31 @@ def test_the_changelog_names_no_internal_issue_numbers() -> None:
     text = (REPO / "CHANGELOG.md").read_text()
     found = re.findall(r"^.*\bissues? \d+.*$", text, re.MULTILINE)
     assert not found, "issue numbers in CHANGELOG.md:\n" + "\n".join(found[:10])
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens, a
+    repeated one numbered (`-1`, `-2`...)."""
+    seen: dict[str, int] = {}
+    body = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    for heading in re.findall(r"^#{1,6} (.+)$", body, re.MULTILINE):
+        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+    return {f"{a}-{n}" if n else a for a, total in seen.items() for n in range(total)}
+
+
+def test_the_benchmark_log_opens_with_the_current_figures_each_linked_to_its_run() -> None:
+    """bench/RESULTS.md is a long log, newest first per benchmark: its top table gives the latest figure of
+    each kind with the run's date and load, and links to that run's section, which must exist."""
+    text = (REPO / "bench" / "RESULTS.md").read_text()
+    assert text.split("\n## ", 1)[1].startswith("Current figures\n"), "the first section is not the summary"
+    rows = [line for line in _section(text, "## Current figures").splitlines() if line.startswith("|")][2:]
+    assert len(rows) >= 10, rows
+    anchors = _anchors(text)
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 4 and all(cells), row
+        links = re.findall(r"\]\(#([^)]+)\)", cells[2])
+        assert len(links) == 1 and re.search(r"20\d\d-\d\d-\d\d", cells[2]), f"no dated link: {cells[2]}"
+        assert links[0] in anchors, f"{links[0]} is no heading of bench/RESULTS.md"
