@@ -194,6 +194,7 @@ class Gateway:
         return HttpLimits(
             max_connections=limits.http_max_connections,
             max_connections_per_ip=limits.http_max_connections_per_ip,
+            max_waiting_per_ip=limits.http_max_waiting_per_ip,
             max_handshakes_per_ip=limits.tls_max_handshakes_per_ip,
             max_handshakes=limits.tls_max_handshakes,
             proxies=self.config.http.trusted_proxies,  # every browser behind them comes from their address

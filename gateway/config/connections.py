@@ -3,8 +3,10 @@
 Every listener counts a connection from the moment it is accepted, before any TLS handshake: a
 handshake has `tls_handshake_timeout` seconds to finish (SIP over TLS, HTTPS, WSS), SIP TCP/TLS and
 HTTP have caps per address and in all, an HTTP request must send its header within
-`http_header_timeout` and its body within `http_body_timeout`, and `fd_reserve` of the process's file
-descriptors are kept for media (RTP ports, ICE sockets): no signaling flood can take what a call needs.
+`http_header_timeout` (at most `http_max_waiting_per_ip` of an address's connections wait for it; when
+the listener is full the oldest waiting one goes first) and its body within `http_body_timeout`, and
+`fd_reserve` of the process's file descriptors are kept for media (RTP ports, ICE sockets): no
+signaling flood can take what a call needs.
 docs/signaling.md (*Limits*) is the table.
 """
 
@@ -32,6 +34,10 @@ class ConnectionsSection:
     http_max_connections: Annotated[int, IntRange(1, 1_000_000)] = 4096  # per HTTP(S) listener
     # an office behind one NAT: a WebSocket and a few requests each
     http_max_connections_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 128
+    # of those, without a whole first request header yet (a browser sends it at once): its share of the
+    # listener, so that slowloris needs http_max_connections / this many addresses to fill it; when it
+    # is full, the oldest such connection is closed for a newcomer
+    http_max_waiting_per_ip: Annotated[int, IntRange(1, 1_000_000)] = 32
     http_header_timeout: Annotated[float, FloatRange(0.1, 600.0)] = 10.0  # first request's header
     # idle between requests (aiohttp clients drop theirs at 15 s), and a later request's header
     http_keepalive_timeout: Annotated[float, FloatRange(0.1, 3600.0)] = 30.0

@@ -8,6 +8,10 @@ A :class:`ConnectionGate` sits in front of aiohttp's request handler, on plain T
 - at accept, before any byte is read: at most ``max_connections`` in all and ``max_connections_per_ip``
   from one address, and one descriptor of the process's :class:`~gateway.fd_reserve.FdReserve`;
   others are closed at once (logged at WARNING, rate-limited, with the address);
+- of an address's connections, at most ``max_waiting_per_ip`` may be waiting (no whole first request
+  header yet: in their handshake or header), its share of the listener; and when the listener is full,
+  the oldest waiting connection that has waited a second makes room for the newcomer, as a stale
+  handshake does below (issue 67: 4,096 half-open requests from 33 addresses kept /healthz out);
 - TLS (HTTPS, WSS) starts then, and must end within ``handshake_timeout`` seconds; at most
   ``max_handshakes_per_ip`` run at once from one address and ``max_handshakes`` in all (asyncio and
   OpenSSL hold ~400 KB for each: a flood of handshakes is a flood of memory, and a real client's
@@ -53,6 +57,7 @@ class HttpLimits:
 
     max_connections: int = 4096
     max_connections_per_ip: int = 128
+    max_waiting_per_ip: int = 32  # of those, without a whole first request header yet
     max_handshakes_per_ip: int = 16
     max_handshakes: int = 512
     proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # no per-address caps for them
@@ -62,7 +67,13 @@ class HttpLimits:
     body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_ip", "max_handshakes_per_ip", "max_handshakes"):
+        for name in (
+            "max_connections",
+            "max_connections_per_ip",
+            "max_waiting_per_ip",
+            "max_handshakes_per_ip",
+            "max_handshakes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("handshake_timeout", "header_timeout", "keepalive_timeout", "body_timeout"):
@@ -70,7 +81,14 @@ class HttpLimits:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
 
-REFUSAL_REASONS = ("handshakes_per_address", "handshakes", "connections", "fd_reserve", "too_slow")
+REFUSAL_REASONS = (
+    "handshakes_per_address",
+    "handshakes",
+    "waiting_per_address",
+    "connections",
+    "fd_reserve",
+    "too_slow",
+)
 
 
 class ConnectionGate:
@@ -84,6 +102,8 @@ class ConnectionGate:
         self._handshaking: dict[str, int] = {}  # of those, in their TLS handshake
         self._handshakes = 0  # all of those
         self._pending: dict[_Guard, float] = {}  # the connections in their handshake, oldest first: since
+        self._waiting: dict[_Guard, float] = {}  # all before their first header, oldest first: since
+        self._waiting_per_ip: dict[str, int] = {}
         self._guards: set[_Guard] = set()
         self._refusals = RateLimit()
         self._timeouts = RateLimit()
@@ -118,17 +138,22 @@ class ConnectionGate:
                 host, f"{self._handshaking[host]} TLS handshakes from that address", "handshakes_per_address"
             )
             return False
-        if tls and self._handshakes >= limits.max_handshakes and not self._evict_oldest_handshake():
+        full = tls and self._handshakes >= limits.max_handshakes
+        if full and not self._evict_oldest(
+            self._pending, limits.handshake_timeout, "TLS handshake unfinished"
+        ):
             self._refuse(host, f"{self._handshakes} TLS handshakes under way", "handshakes")
             return False
-        if len(self._guards) >= limits.max_connections or (
-            not proxy and self._per_ip.get(host, 0) >= limits.max_connections_per_ip
-        ):
-            self._refuse(
-                host,
-                f"{len(self._guards)} open, {self._per_ip.get(host, 0)} from that address",
-                "connections",
-            )
+        if not proxy and self._per_ip.get(host, 0) >= limits.max_connections_per_ip:
+            self._refuse(host, f"{self._per_ip[host]} open from that address", "connections")
+            return False
+        if not proxy and self._waiting_per_ip.get(host, 0) >= limits.max_waiting_per_ip:
+            waiting = self._waiting_per_ip[host]
+            self._refuse(host, f"{waiting} from that address without a request yet", "waiting_per_address")
+            return False
+        full = len(self._guards) >= limits.max_connections
+        if full and not self._evict_oldest(self._waiting, limits.header_timeout, "no request header"):
+            self._refuse(host, f"{len(self._guards)} open", "connections")
             return False
         reserve = self.fd_reserve
         if reserve is not None and not reserve.take():
@@ -138,6 +163,8 @@ class ConnectionGate:
             return False
         self._guards.add(guard)
         self._per_ip[host] = self._per_ip.get(host, 0) + 1
+        self._waiting[guard] = asyncio.get_running_loop().time()
+        self._waiting_per_ip[host] = self._waiting_per_ip.get(host, 0) + 1
         if tls:
             self._handshaking[host] = self._handshaking.get(host, 0) + 1
             self._handshakes += 1
@@ -155,22 +182,32 @@ class ConnectionGate:
     def _handshake_started(self, guard: _Guard) -> None:
         self._pending[guard] = asyncio.get_running_loop().time()
 
-    def _evict_oldest_handshake(self) -> bool:
-        """All handshake slots are taken: the oldest handshake makes room for a new connection if it has
-        run for EVICT_AFTER seconds (a browser's takes milliseconds: one that old is most likely a flood's,
-        which could otherwise hold every slot from enough addresses until its deadline)."""
-        oldest = next(iter(self._pending.items()), None)
+    def _evict_oldest(self, since_of: dict[_Guard, float], deadline: float, what: str) -> bool:
+        """All slots are taken (TLS handshakes, or the listener's connections): the oldest of
+        ``since_of`` (handshakes, or connections without a whole first request header) makes room for a
+        new connection if it has waited EVICT_AFTER seconds, or half its ``deadline`` if shorter. A
+        browser's handshake takes milliseconds and it sends its request at once: one that old is most
+        likely a flood's, which from enough addresses, each under its own caps, could otherwise keep
+        every newcomer out until its deadline."""
+        oldest = next(iter(since_of.items()), None)
         if oldest is None:
             return False
         guard, since = oldest
         age = asyncio.get_running_loop().time() - since
-        if age < min(EVICT_AFTER, self.limits.handshake_timeout / 2):
+        if age < min(EVICT_AFTER, deadline / 2):
             return False
-        self._too_slow(
-            guard.host, f"TLS handshake unfinished after {age:.1f} s, closed for a newer connection"
-        )
+        self._too_slow(guard.host, f"{what} after {age:.1f} s, closed for a newer connection")
         guard.evict()
         return True
+
+    def _waiting_over(self, guard: _Guard, host: str) -> None:
+        if self._waiting.pop(guard, None) is None:
+            return
+        left = self._waiting_per_ip.get(host, 0) - 1
+        if left > 0:
+            self._waiting_per_ip[host] = left
+        else:
+            self._waiting_per_ip.pop(host, None)
 
     def _handshake_over(self, guard: _Guard, host: str) -> None:
         self._pending.pop(guard, None)
@@ -234,6 +271,8 @@ class _Guard(asyncio.Protocol):
         if self._counted_handshake and new is not GuardState.HANDSHAKE:
             self._counted_handshake = False
             self._gate._handshake_over(self, self._host)
+        if new in (GuardState.OPEN, GuardState.CLOSED):  # its first request header is in, or it is gone
+            self._gate._waiting_over(self, self._host)
         self.state = new
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -295,11 +334,12 @@ class _Guard(asyncio.Protocol):
         return self._host
 
     def evict(self) -> None:
-        """Give up a connection still in its handshake, its counts freed now (a newer one takes its slot)."""
-        raw = self._raw
+        """Give up a connection still in its handshake or header, its counts freed now (a newer one takes
+        its slot)."""
+        transport = self._transport or self._raw
         self._closed()
-        if raw is not None:
-            raw.abort()  # _secure's start_tls fails and finds the guard closed
+        if transport is not None:
+            transport.abort()  # in its handshake: _secure's start_tls fails and finds the guard closed
 
     def abort(self) -> None:
         """Close at once: no TLS close_notify to wait for, the descriptor is free now."""

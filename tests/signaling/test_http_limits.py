@@ -2,7 +2,9 @@
 sent byte by byte (slowloris) loses its connection at the header deadline, a body at the body deadline,
 connections beyond the per-address cap are closed at once (other addresses still served), and on
 HTTPS half-open TLS handshakes from several 127.0.0.x addresses are counted and capped from accept and
-closed at the handshake deadline, while a real HTTPS client gets /healthz during the attack."""
+closed at the handshake deadline, while a real HTTPS client gets /healthz during the attack; half-open
+requests are capped per address and, when they fill the listener, the oldest makes room for a newcomer
+(issue 67 item 18)."""
 
 from __future__ import annotations
 
@@ -258,10 +260,55 @@ async def test_a_reverse_proxy_is_exempt_from_the_per_address_caps() -> None:
         more = [
             await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0)) for _ in range(3)
         ]
-        assert [await closed(stream, 0.3 if n < 2 else 5) for n, stream in enumerate(more)] == [
-            False,
-            False,
-            True,
-        ]
+        assert [await closed(stream, 0.3) for stream in more] == [False] * 3
+        # the listener was full: the third took the slot of the proxy's oldest connection, which had
+        # waited over a second without a request (issue 67 item 18); still 8 in all
+        assert await closed(proxy[0], 1) and not await closed(proxy[1], 0.1)
+        assert gateway.http.gates[0].open == 8
         for stream in proxy + more:
+            stream[1].close()
+
+
+HALF_OPEN = b"GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Slow: "  # never its blank line
+
+
+async def test_half_open_requests_leave_room_for_a_well_behaved_client() -> None:
+    """Issue 67 item 18: 4,096 half-open requests held from 33 addresses (128 each) kept a legitimate
+    /healthz out. Here http_max_connections 12, 8 per address of which 3 may wait for their header:
+    each of 127.0.0.2-5 gets 3 half-open requests in, its 4th is closed at once (its share), and four
+    addresses hold the listener full; a second later a GET /healthz from 127.0.0.9 is answered 200, the
+    oldest half-open request (127.0.0.2's first) closed for it long before its 30 s header deadline."""
+    limits = {
+        "http_max_connections": 12,
+        "http_max_connections_per_ip": 8,
+        "http_max_waiting_per_ip": 3,
+        "http_header_timeout": 30,
+    }
+    http = {"host": "127.0.0.1", "port": free_port()}
+    async with running_gateway(gateway_config(None, connections=limits, http=http)) as gateway:
+        assert gateway.http is not None
+        gate, port = gateway.http.gates[0], gateway.http.port
+        held: list[Stream] = []
+        for n in range(2, 6):
+            streams = [
+                await asyncio.open_connection("127.0.0.1", port, local_addr=(f"127.0.0.{n}", 0))
+                for _ in range(4)
+            ]
+            for stream in streams:
+                stream[1].write(HALF_OPEN)
+            assert [await closed(stream, 0.1 if i < 3 else 5) for i, stream in enumerate(streams)] == [
+                False, False, False, True,
+            ], f"127.0.0.{n}"  # fmt: skip
+            held += streams[:3]
+            streams[3][1].close()
+        assert gate.open == 12 and gate.from_address("127.0.0.5") == 3
+        await asyncio.sleep(1.2)  # older than a browser takes to send its request: a flood's
+        assert await get_healthz("127.0.0.1", port, "127.0.0.9") == b"HTTP/1.1 200 OK"
+        assert await closed(held[0], 1)  # the oldest half-open request made room
+        assert [await closed(stream, 0.05) for stream in held[1:]] == [False] * 11
+        status, samples = await scrape(gateway, token=None)
+        assert status == 200
+        refused = "gateway_connections_refused_total"
+        assert value(samples, refused, listener="http", reason="waiting_per_address") == 4, samples
+        for stream in held:
             stream[1].close()
