@@ -21,7 +21,7 @@ SOFTPHONES := peers/js-softphones
 # the native fast lane's sources (compiled at install: a change reinstalls)
 NATIVE := $(wildcard gateway/media/fastlane/_fastlane*.[ch] gateway/media/fastlane/_stun.[ch])
 
-.PHONY: run dist test-fast test-durations call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench network-change-bench takeover-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
+.PHONY: run dist test-fast test-durations call-bench setup-bench vs-rtpengine-bench scale-bench janus-bench network-change-bench takeover-bench rolling-bench cluster-bench quality-bench bench-deps test test-deps system-deps typecheck lint format bench clean
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -132,6 +132,10 @@ network-change-bench: $(VENV)/.stamp-test
 ## takeover-bench: kill -9 of an instance carrying 20 calls (3 instances, Redis, Kamailio, HAProxy): calls back, the gap
 takeover-bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/takeover_bench.py --calls $(or $(CALLS),20)
+
+## rolling-bench: each of 3 instances drained, exited and started again under 20 calls: calls kept, audio gaps
+rolling-bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/rolling_bench.py --calls $(or $(CALLS),20)
 
 ## cluster-bench: 1 vs 3 instances behind Kamailio + Redis: setup rate/p99, added setup time, kill -9 failover times
 cluster-bench: $(VENV)/.stamp-test

@@ -1,0 +1,287 @@
+"""A rolling upgrade under live calls (issue 65 item 4): each of three instances drained in turn, left to
+exit and started again, while every call goes on. How many calls are lost, the longest audio gap any
+page heard, and whether any page had to log in again with its password.
+
+Run: python bench/rolling_bench.py [--calls 20] [--settle 3]
+     (needs sipp, kamailio, redis-server, haproxy; about two minutes)
+
+The stage is bench/takeover_bench.py's: Redis, three gateway instances as processes (the CLI with
+`cluster:`), the shipped Kamailio edge as their `pbx.outbound_proxy`, HAProxy in front of their HTTP, and
+a sipp PBX with `-rtp_echo` that takes any number of re-INVITEs (peers/scenarios/uas_rolling.xml: each
+instance that takes a call over sends one). The N pages (aiortc over `/ws`, a web user each, each from a
+loopback address of its own) run in a second process, log in through HAProxy (spread over the
+instances) and call the PBX with their own tone, which comes back through the echo.
+
+Then, for gw1, gw2 and gw3 in turn: SIGUSR1 (the drain: its calls handed to the others, its idle
+sockets closed with 1012), wait for its exit, start it again, wait `--settle` seconds. A page whose
+socket closes reconnects through HAProxy at once with its session token, as the softphone page does,
+and reattaches its call where it is listed, with a new RTCPeerConnection. Each page samples its own tone
+every 20 ms from the first time it hears it: the longest stretch without it is its gap. Printed: calls
+that lasted to the end with audio, the gaps (p50 / p99 / max), pages that had to give their password
+again (the token refused), the re-INVITEs the PBX saw, and /proc/loadavg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from takeover_bench import PBX_HOST, loadavg, mappings, page_address, percentile  # noqa: E402
+
+from peers.demo import ALICE_SECRET  # noqa: E402
+from peers.haproxy import running_haproxy  # noqa: E402
+from peers.kamailio_edge import running_edge  # noqa: E402
+from peers.redis import running_redis  # noqa: E402
+from peers.sipp import Sipp  # noqa: E402
+
+SAMPLE = 0.02  # s between a page's looks at its tone
+LOST_AFTER = 15.0  # s without its tone: the call is counted lost
+LOGIN_WITHIN = 8.0
+
+
+class Page:
+    """One page: its login, its call, its current peer connection, and the longest gap in its tone."""
+
+    def __init__(self, index: int, front: str) -> None:
+        self.index, self.front = index, front
+        self.freq = 500 + 50 * index
+        self.user: Any = None
+        self.peer: Any = None
+        self.call_id = ""
+        self.token = ""
+        self.heard_at: float | None = None  # last time the tone was heard
+        self.gap = 0.0
+        self.relogins = 0
+        self.password_again = 0
+        self.lost = ""
+        self._done = False
+
+    async def begin(self) -> None:
+        from peers.web_user import WebUser
+        from peers.webpeer import WebPeer
+
+        self.peer = WebPeer(freq=self.freq)
+        self.user = WebUser(
+            self.front, f"u{self.index}", ALICE_SECRET, local_address=page_address(self.index)
+        )
+        await self.user.__aenter__()
+        self.token = str(self.user.token)
+        self.call_id = await self.user.call("2000", await self.peer.offer())
+        connected = await self.user.wait_for("connected", call_id=self.call_id, timeout=30)
+        await self.peer.accept(connected["sdp"])
+        deadline = time.monotonic() + 20
+        while not self.peer.heard(self.freq, last=0.5):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"page {self.index}: no echo")
+            await asyncio.sleep(0.1)
+        self.heard_at = time.monotonic()
+
+    async def watch(self) -> None:
+        """Sample the tone; track the longest gap (and a gap past LOST_AFTER: lost)."""
+        while not self._done:
+            now = time.monotonic()
+            if self.peer is not None and self.peer.heard(self.freq, last=0.1):
+                if self.heard_at is not None:
+                    self.gap = max(self.gap, now - self.heard_at)
+                self.heard_at = now
+            elif self.heard_at is not None and now - self.heard_at > LOST_AFTER and not self.lost:
+                self.lost = f"no tone for {LOST_AFTER:g} s"
+            await asyncio.sleep(SAMPLE)
+
+    async def follow(self) -> None:
+        """Whenever the socket closes (a drain's 1012, the instance gone), log in again with the token
+        through HAProxy and take the call back where it is listed."""
+        while not self._done:
+            try:
+                await self.user.wait_for("closed", timeout=3600)
+            except Exception:
+                if self._done:
+                    return
+                continue
+            if self._done:
+                return
+            try:
+                await self._back()
+            except Exception as exc:
+                self.lost = f"not back: {exc!r}"
+                return
+
+    async def _back(self) -> None:
+        from peers.web_user import WebUser, WebUserError
+        from peers.webpeer import WebPeer
+
+        old_user, old_peer = self.user, self.peer
+        await old_user.close()
+        started = time.monotonic()
+        while True:
+            again = WebUser(self.front, f"u{self.index}", "", token=self.token,
+                            local_address=page_address(self.index))  # fmt: skip
+            try:
+                await asyncio.wait_for(again.__aenter__(), LOGIN_WITHIN)
+                listed = await again.wait_for("calls", timeout=LOST_AFTER)
+                if any(c["call_id"] == self.call_id for c in listed["calls"]):
+                    break
+            except WebUserError as exc:
+                if "401" in str(exc) or "token" in str(exc).lower():
+                    self.password_again += 1
+            except (ConnectionError, TimeoutError, OSError):
+                pass
+            await again.close()
+            if time.monotonic() - started > LOST_AFTER:
+                raise RuntimeError("its call not listed")
+            await asyncio.sleep(0.2)
+        self.relogins += 1
+        peer = WebPeer(freq=self.freq)
+        await again.request({"type": "reattach", "call_id": self.call_id, "sdp": await peer.offer()})
+        reattached = await again.wait_for("reattached", call_id=self.call_id, timeout=LOST_AFTER)
+        await peer.accept(reattached["sdp"])
+        self.user, self.peer = again, peer
+        await old_peer.close()
+
+    async def end(self) -> dict[str, Any]:
+        self._done = True
+        with contextlib.suppress(Exception):
+            await self.user.request({"type": "hangup", "call_id": self.call_id})
+        with contextlib.suppress(Exception):
+            await self.user.close()
+        with contextlib.suppress(Exception):
+            await self.peer.close()
+        return {"index": self.index, "gap": self.gap, "relogins": self.relogins,
+                "password_again": self.password_again, "lost": self.lost}  # fmt: skip
+
+
+async def pages_main(count: int, front: str) -> None:
+    """The pages' process: up, say so, follow the drains until told to stop, then report each page."""
+    from takeover_bench import LOGINS
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    pages = [Page(i, front) for i in range(count)]
+
+    async def up(page: Page) -> None:
+        async with LOGINS:  # the gateway checks one password login per address at once
+            await page.begin()
+
+    await asyncio.gather(*(up(p) for p in pages))
+    tasks = [loop.create_task(p.watch()) for p in pages] + [loop.create_task(p.follow()) for p in pages]
+    print(json.dumps({"ready": count}), flush=True)
+    await reader.readline()  # the bench says: over
+    results = await asyncio.gather(*(p.end() for p in pages))
+    for task in tasks:
+        task.cancel()
+    for result in results:
+        print(json.dumps(result), flush=True)
+
+
+async def main(args: argparse.Namespace) -> int:
+    from tests.e2e.cluster.cluster_procs import process_cluster
+
+    workdir = Path(tempfile.mkdtemp(prefix="rolling-bench-"))
+    print(f"rolling upgrade bench: {args.calls} calls, three instances drained in turn")
+    print(f"loadavg before: {loadavg()}")
+    sipp = Sipp(
+        workdir, "uas_rolling", host=PBX_HOST, port=5060, calls=args.calls, rtp_echo=True, auto_answer=True,
+        timeout=900,
+    )  # fmt: skip
+    async with sipp:
+        with running_redis(workdir) as redis:
+            found = mappings(
+                redis.url, sipp.address, argparse.Namespace(calls=args.calls, heartbeat=0.5, lease=2.0)
+            )
+            gateways = [(m["sip"]["listen"][0]["host"], m["sip"]["listen"][0]["port"]) for m in found]
+            with running_edge(workdir, gateways) as edge:
+                for mapping in found:
+                    mapping["pbx"]["outbound_proxy"] = edge.address
+                    mapping["pbx"]["domain"] = PBX_HOST
+                async with process_cluster(workdir, found) as instances:
+                    https = [g.http_address for g in instances]
+                    with running_haproxy(workdir / "haproxy", https) as front:
+                        results, steps = await roll(args, instances, front.url)
+                    print(f"loadavg after: {loadavg()}")
+        outcome = await sipp.stop()
+    report(args, results, steps, outcome)
+    return 0
+
+
+async def roll(
+    args: argparse.Namespace, instances: list[Any], front: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    pages = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--pages", str(args.calls), front,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert pages.stdin is not None and pages.stdout is not None
+    line = await asyncio.wait_for(pages.stdout.readline(), 180)
+    if not line or "ready" not in json.loads(line):
+        raise RuntimeError(f"the pages did not come up: {line!r}")
+    steps = []
+    await asyncio.sleep(args.settle)
+    for instance in instances:
+        started = time.monotonic()
+        instance.drain()
+        code = await instance.wait(120)
+        drained = time.monotonic() - started
+        await instance.restart()
+        steps.append(f"{instance.id}: drained and exited ({code}) in {drained:.1f} s, started again")
+        print(steps[-1], flush=True)
+        await asyncio.sleep(args.settle)
+    pages.stdin.write(b"over\n")
+    await pages.stdin.drain()
+    results = [json.loads(line) async for line in pages.stdout]
+    await pages.wait()
+    return results, steps
+
+
+def report(args: argparse.Namespace, results: list[dict[str, Any]], steps: list[str], outcome: Any) -> None:
+    kept = [r for r in results if not r["lost"]]
+    gaps = [r["gap"] for r in kept]
+    print(f"calls kept with audio to the end: {len(kept)} of {args.calls}")
+    if gaps:
+        print(
+            f"longest audio gap per page: p50 {statistics.median(gaps):.2f} s, p99 {percentile(gaps, 0.99):.2f} s,"
+            f" max {max(gaps):.2f} s; gaps over 0.5 s: {sum(g > 0.5 for g in gaps)}"
+        )
+    print(
+        f"reconnects with the token: {sum(r['relogins'] for r in results)}; "
+        f"password asked again: {sum(r['password_again'] for r in results)}"
+    )
+    for r in results:
+        if r["lost"]:
+            print(f"  lost: page {r['index']}: {r['lost']}")
+    invites = outcome.count("INVITE sip:")
+    print(f"the PBX (sipp) received {invites - args.calls} re-INVITEs for {args.calls} calls")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="s between one instance's return and the next drain"
+    )
+    parser.add_argument("--pages", nargs=2, metavar=("COUNT", "FRONT"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.pages:
+        count, front_url = arguments.pages
+        asyncio.run(pages_main(int(count), front_url))
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.exit(asyncio.run(main(arguments)))
