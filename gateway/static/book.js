@@ -112,6 +112,7 @@ export function renderHistory(list, history, onCall, describe) {
     item.append(text, button);
     list.append(item);
   }
+  if (!history.entries.length) emptyLine(list, "No calls yet.");
 }
 
 // GET /contacts with the session token: [{id, display_name, number, online}]
@@ -145,10 +146,13 @@ export function renderContacts(list, contacts, onCall) {
     item.append(dot, text, state, button);
     list.append(item);
   }
-  if (!contacts.length) {
-    const item = document.createElement("li");
-    item.className = "muted";
-    item.textContent = "No contacts.";
-    list.append(item);
-  }
+  if (!contacts.length) emptyLine(list, "No contacts.");
+}
+
+// An empty list says so in a line of its own ("No calls yet."), not a blank card.
+function emptyLine(list, text) {
+  const item = document.createElement("li");
+  item.className = "muted";
+  item.textContent = text;
+  list.append(item);
 }

@@ -194,3 +194,20 @@ async def test_a_reload_gives_every_kept_call_back_as_it_was(tmp_path: Path) -> 
             await alice.get_by_role("button", name="Hang up").click()
             await alice.wait_for_timeout(300)
         await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+
+async def test_recent_calls_says_when_there_are_none(tmp_path: Path) -> None:
+    """Issue 67 item 13: an empty "Recent calls" card says "No calls yet." instead of standing blank;
+    the line goes with the first call and comes back when the history is cleared."""
+    async with running_gateway(no_pbx_config()) as gateway, two_users(gateway) as (alice, bob):
+        recent = alice.get_by_role("region", name="Recent calls")
+        await expect(recent).to_be_visible()
+        await expect(recent.get_by_role("listitem")).to_have_text(["No calls yet."])
+        await alice.screenshot(path=str(tmp_path / "history-empty.png"), full_page=True)
+        await connect(alice, bob, "1002")
+        await alice.get_by_role("button", name="Hang up").click()
+        await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+        await expect(alice.locator("#history li strong")).to_have_text(["Bob (1002)"])
+        await expect(recent).not_to_contain_text("No calls yet.")
+        await alice.get_by_role("button", name="Clear").click()
+        await expect(recent.get_by_role("listitem")).to_have_text(["No calls yet."])
