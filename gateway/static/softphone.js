@@ -31,7 +31,7 @@ const chat = new ChatPanel({
 // busy lamps of the colleagues the user watches, and the voicemail light (lamps.js)
 const lamps = new LampPanel({
   client, panel: $("lamps-panel"), list: $("lamps"), voicemail: $("voicemail"),
-  nameOf: (number) => contacts.find((c) => c.number === number)?.display_name, pickup: (n) => dialNumber(n),
+  nameOf: (number) => nameFor(number).name, pickup: (n) => dialNumber(n),
 });
 let call = null; // the current call (the one the controls act on)
 let calls = []; // every call of this page not ended, in arrival order (current one included)
@@ -162,12 +162,28 @@ function stateText(c) {
   return STATE_TEXT[c.state] || c.state;
 }
 
-// One name per party, wherever the page shows it (the call list, the incoming banner, the history):
-// book.js's partyName, from the directory (contacts), the SIP side's name or an earlier call's.
-const nameFor = (uri, given = "") => partyName(uri, given, contacts, history);
+// One name per party, wherever the page shows it (the call list, the incoming banner, the history, the
+// colleagues' lamps): book.js's partyName, from the directory (contacts), the SIP side's name, or one an
+// earlier call gave: in the history, or a call of this page (`learned`: the desk phone ringing now is
+// "Demo desk phone (2000)" in the history too, not "2000" there and its name in the banner).
+const learned = new Map(); // number -> the display name a call of this page gave (the newest)
+const names = { nameOf: (number) => learned.get(number) || history?.nameOf(number) || "" };
+const nameFor = (uri, given = "") => partyName(uri, given, contacts, names);
+
+// Who the SIP side says is on a call: the asserted identity (P-Asserted-Identity), else its From.
+const given = (c) => c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
+
+function learn(c) {
+  const who = given(c);
+  const { number, name } = partyName(who.uri, who.display_name || "", [], null);
+  if (!name || learned.get(number) === name) return;
+  learned.set(number, name);
+  showHistory();
+  lamps.render();
+}
 
 function whoIs(c) {
-  const who = c.asserted || { uri: c.remote?.uri, display_name: c.remote?.displayName };
+  const who = given(c);
   return nameFor(who.uri, who.display_name || "");
 }
 
@@ -473,6 +489,7 @@ function focus(target) {
 
 function track(newCall) {
   if (!calls.includes(newCall)) calls.push(newCall);
+  learn(newCall);
   chat.attach(newCall, party);
   newCall.addEventListener("state", () => {
     render();
@@ -650,6 +667,7 @@ function showLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
   setStatus("offline", "Offline");
   contacts = [];
+  learned.clear(); // the next user's callers are not this one's
   lamps.clear();
   tones.stop();
   ringing = [];
