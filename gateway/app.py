@@ -437,6 +437,9 @@ class Gateway:
         pbx = self.sip.pbx_state() if self.sip is not None else None
         if pbx is not None:
             details["pbx"] = pbx
+        if self.cluster is not None:  # Redis unreachable: degraded (calls go on; no cross-instance routing)
+            up = self.cluster.node.available
+            details["cluster"] = {"state": "ok" if up else "degraded", "redis": "up" if up else "down"}
         disk = self.driver.recordings.disk()  # low: no recording starts (recording.min_free_mb)
         if disk is not None:
             details["recording"] = {key: disk[key] for key in ("state", "free_mb", "min_free_mb")}

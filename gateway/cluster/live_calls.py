@@ -138,6 +138,7 @@ class LiveCallLedger:
         )
         self._written: dict[str, CallRecord] = {}  # call id -> the record last written
         self._handed: dict[str, str] = {}  # call id -> the handover last written
+        self._generation = node.generation  # of the node's Redis when they were written (node.py)
         self.taken_over = 0  # dead instances' calls carried on here
         # a dead instance's calls being claimed: in a task of their own, never holding up the heartbeat
         # (a takeover waits for the SIP party's answer to its re-INVITE)
@@ -175,7 +176,14 @@ class LiveCallLedger:
             await self._write_all()
         await self.record_dead()
 
+    def _forget_if_lost(self) -> None:
+        """What Redis may have lost (the node's generation moved on) is written again: all of it."""
+        if self._generation != self._node.generation:
+            self._generation = self._node.generation
+            self._written, self._handed = {}, {}
+
     async def _write_all(self) -> None:
+        self._forget_if_lost()
         self._beats += 1
         figures = self._beats % FIGURES_EVERY == 0  # media figures move all the time: not every beat
         now = {record.call_id: record for record in self._live()}
@@ -243,6 +251,7 @@ class LiveCallLedger:
         """The records and handovers of the calls `asked` (and the other end of a pair among them) that
         changed since last written, and the calls ended since out: (the calls done with: written with a
         handover, over, or never to have one here; whether anything was written)."""
+        self._forget_if_lost()
         never: Collection[str] = ()
         if self._some is None:
             handed = {k: v for k, v in self._handovers().items() if k in asked}

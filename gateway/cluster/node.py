@@ -11,7 +11,10 @@ calls and requests, and take over its registrations.
 
 Redis unreachable: a command raises `ClusterUnavailable` (logged once at WARNING when it starts, at INFO
 when Redis is back); the heartbeat keeps trying, so the node recovers by itself. What is local (calls,
-WebSockets, the media) never waits for Redis.
+WebSockets, the media) never waits for Redis. What this instance wrote may not be there any more when
+Redis answers again (restarted empty, a replica promoted before the last writes reached it, or only
+the lease lapsed): `generation` then goes up (Redis back, or this instance's record found missing at
+a heartbeat), and the stores that write only what changed (live calls, rooms) write everything again.
 """
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ class ClusterNode:
         self._clock = clock
         self.prefix = settings.key_prefix
         self.available = True  # the last Redis command succeeded
+        # goes up whenever what this instance wrote may be gone from Redis: write it all again
+        self.generation = 0
+        self._renewed = False  # a heartbeat has written this instance's record
         self.draining = False
         self._refreshers: list[tuple[str, Refresher]] = []
         self._leavers: list[Refresher] = []
@@ -149,6 +155,7 @@ class ClusterNode:
             return
         self.available = available
         if available:
+            self.generation += 1
             logger.info("cluster %s: Redis reachable again", self.id)
         else:
             logger.warning("cluster %s: Redis unreachable (%s): logins and routing degrade", self.id, exc)
@@ -183,6 +190,7 @@ class ClusterNode:
         async def renew(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             own = self.key("instance", self.id)
+            pipe.exists(own)  # gone while this instance lives: Redis lost what it held (module note)
             pipe.hset(own, mapping=self._record(self.draining))  # type: ignore[arg-type]
             pipe.pexpire(own, self.lease_ms)
             pipe.zadd(self.key("instances"), {self.id: expiry})
@@ -191,9 +199,13 @@ class ClusterNode:
             return result
 
         try:
-            await self.run("renew the instance lease", renew)
+            found = (await self.run("renew the instance lease", renew))[0]
         except ClusterUnavailable:
             return
+        if not found and self._renewed:
+            self.generation += 1
+            logger.info("cluster %s: Redis held nothing of this instance: writing its state again", self.id)
+        self._renewed = True
         for name, refresher in self._refreshers:
             try:
                 await refresher()

@@ -68,6 +68,7 @@ class RoomOwners:
         self._local_rooms = local_rooms
         self._summaries = summaries  # room -> {"peers": [...], "owner": ...}: published for the others
         self._published: dict[str, str] | None = None  # what the last publication wrote (room -> JSON)
+        self._generation = node.generation  # of the node's Redis when it was written (node.py)
         self._read_at: tuple[float, dict[str, dict[str, Any]]] | None = None  # the others', when read
         self._lone = lone  # a room with one peer (none in a conversation): given up while draining
         self._lost: set[str] = set()  # rooms open here another instance has taken (warned once)
@@ -202,6 +203,8 @@ class RoomOwners:
         }
         for room in self._lost:  # (another instance has taken it: its listing is theirs)
             listed.pop(room, None)
+        if self._generation != node.generation:  # Redis may have lost the listing (node.py): write it
+            self._generation, self._published = node.generation, None
         key, changed = node.key(LISTING, node.id), listed != self._published
 
         async def publish(client: aioredis.Redis) -> list[Any]:

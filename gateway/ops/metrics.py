@@ -111,6 +111,10 @@ class GatewayState(Protocol):
         """Logins told to wait by the login throttle (an address that guessed too often)."""
         ...
 
+    def cluster(self) -> tuple[bool, str] | None:
+        """(Redis reachable, a sentence) in a cluster; None without one."""
+        ...
+
 
 # the engine threads' counts (gateway/media/fastlane/engine.py EngineCounters): a media engine sharing
 # its CPUs shows in late_waits (its gathering then pauses) and long_rounds
@@ -191,6 +195,13 @@ class StateCollector(Collector):
             for name, report in sorted(reports.items()):
                 by_name.add_metric([name], 1 if report.get("state") == "reachable" else 0)
             yield by_name
+        cluster = state.cluster()
+        if cluster is not None:  # degraded while 0: calls go on and new ones work here, not across instances
+            yield GaugeMetricFamily(
+                "gateway_cluster_redis_up",
+                "1 when this instance's last Redis command succeeded, 0 while Redis is unreachable",
+                value=1 if cluster[0] else 0,
+            )
         yield from self._sip(state.sip_stats())
         yield from self._media(state)
         free, used = state.rtp_ports()

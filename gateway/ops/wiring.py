@@ -268,7 +268,10 @@ class Operations:
         node = cluster.node
         if node.available:
             return True, f"Redis reachable (instance {node.id})"
-        return False, f"Redis unreachable (instance {node.id}): no login, session or routing decision"
+        return False, (
+            f"Redis unreachable (instance {node.id}): degraded, calls go on and new calls work on this "
+            "instance; no login, session or cross-instance routing decision"
+        )
 
     def refusals(self) -> Iterable[tuple[str, str, int]]:
         for server in (self._gateway.http, self._gateway.sip_ws_http):

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from peers.audio import detect_tone, read_wav
 from peers.demo import ALICE_HASH, require_desk_phone
 from peers.phone import DeskPhone
 from peers.redis import SentinelGroup, running_sentinel
@@ -73,18 +74,23 @@ class AudioGaps:
         return name, self.longest[name]
 
 
-def sentinel_mapping(index: int, group: SentinelGroup, **options: Any) -> dict[str, Any]:
-    """instance_mapping's gateway.yaml with Redis found through the sentinels of `group`, and two more
-    users, carol (1003) and dave (1004), with alice's secret."""
-    mapping = instance_mapping(index, "redis://unused", **options)
-    cluster = mapping["cluster"]
-    del cluster["redis"]
-    cluster["sentinel"] = {"addresses": group.addresses, "service": group.service}
+def with_more_users(mapping: dict[str, Any]) -> dict[str, Any]:
+    """`mapping` with two more users, carol (1003) and dave (1004), who log in with alice's secret."""
     for name, number in (("carol", "1003"), ("dave", "1004")):
         mapping["users"].append(
             {"id": name, "sip": number, "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}
         )
     return mapping
+
+
+def sentinel_mapping(index: int, group: SentinelGroup, **options: Any) -> dict[str, Any]:
+    """instance_mapping's gateway.yaml with Redis found through the sentinels of `group`, and carol and
+    dave."""
+    mapping = instance_mapping(index, "redis://unused", **options)
+    cluster = mapping["cluster"]
+    del cluster["redis"]
+    cluster["sentinel"] = {"addresses": group.addresses, "service": group.service}
+    return with_more_users(mapping)
 
 
 def cluster_state(instance: GatewayProcess) -> str:
@@ -104,18 +110,29 @@ async def states(*instances: GatewayProcess) -> list[str]:
     return list(await asyncio.gather(*(asyncio.to_thread(cluster_state, g) for g in instances)))
 
 
-async def a_call_to_the_phone(instance: GatewayProcess, user: str, phone: DeskPhone) -> None:
-    """`user` logs in at `instance`, calls the phone, each hears the other's tone, she hangs up."""
+async def phone_call(page: WebUser, phone: DeskPhone) -> None:
+    """`page` (logged in) calls the phone, each hears the other's tone, the page hangs up."""
     peer = WebPeer(freq=1200)
     try:
-        async with WebUser(instance.http_url, user, ALICE_SECRET) as page:
-            call_id, number = await call_the_phone(page, peer, phone)
-            await wait_until(lambda: peer.heard(440, last=0.5), timeout=10)
-            await page.request({"type": "hangup", "call_id": call_id})
-            await page.wait_for("ended", call_id=call_id)
-            await phone.wait_for("state", call=number, state="DISCONNECTED")
+        call_id, number = await call_the_phone(page, peer, phone)
+        await wait_until(lambda: peer.heard(440, last=0.5), timeout=10)
+        await asyncio.sleep(1.0)  # a second of the page's tone in the phone's recording
+        await page.request({"type": "hangup", "call_id": call_id})
+        await page.wait_for("ended", call_id=call_id)
+        await phone.wait_for("state", call=number, state="DISCONNECTED")
+        rate, samples = read_wav(await phone.wait_for_recording(number))
+        seconds = [samples[s * rate : (s + 1) * rate] for s in range(len(samples) // rate)]
+        assert any(detect_tone(second, rate, 1200, threshold=0.3) for second in seconds), (
+            "phone heard nothing"
+        )
     finally:
         await peer.close()
+
+
+async def a_call_to_the_phone(instance: GatewayProcess, user: str, phone: DeskPhone) -> None:
+    """`user` logs in at `instance` and makes a `phone_call`."""
+    async with WebUser(instance.http_url, user, ALICE_SECRET) as page:
+        await phone_call(page, phone)
 
 
 async def test_calls_logins_and_takeovers_survive_a_sentinel_failover(tmp_path: Path) -> None:
