@@ -2,8 +2,9 @@
 each connection anywhere) meets one limit, not one per instance (issue 18: "login throttling counters").
 
 The policy is `gateway.identity.throttle.LoginThrottle`'s, its parameters taken from the local one: failed
-logins per address and per (user id, address) pair; past the free failures an address or a pair waits,
-doubling from `base` up to `cap`. Failures per user id only raise the alarm (logged at WARNING, counted
+logins per address and per (user id, address) pair; past the free failures a pair waits, doubling from
+`base` up to `cap`, and so does an address once it failed for more than `users_per_address` user ids
+(a set `{prefix}throttle:address_users:{address}` beside its record, expiring with it). Failures per user id only raise the alarm (logged at WARNING, counted
 in the policy's `alarms`; while it is up a pair that failed waits from its first failure): an address
 that has not guessed at a user id is never slowed by others' guesses (issue 32, item 5). Each record
 is a hash `{prefix}throttle:{kind}:{...}` with `failures` and `last` (Unix ms) updated by one pipeline
@@ -45,23 +46,31 @@ class RedisLoginThrottle:
         return (key("throttle", "address", address), key("throttle", "pair", user_id, address),
                 key("throttle", "user", user_id))  # fmt: skip
 
+    def _users_key(self, address: str) -> str:
+        """The set of the user ids an address failed for."""
+        return self._node.key("throttle", "address_users", address)
+
     async def wait(self, user_id: str, address: str) -> float:
         """Seconds before a login for `user_id` from `address` may be tried (0: now), counting the
         failures of every instance; ClusterUnavailable without Redis."""
-        keys = self._keys(user_id, address)
+        keys, users_key = self._keys(user_id, address), self._users_key(address)
 
         async def read(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for key in keys:
                 pipe.hmget(key, "failures", "last")
+            pipe.scard(users_key)
             result: list[Any] = await pipe.execute()
             return result
 
         raw = await self._node.run("check the login throttle", read)
         now = self._node.now_ms() / 1000.0
-        (a_n, a_last), (p_n, p_last), (u_n, u_last) = (_record(r) for r in raw)
-        policy = self._policy
-        waits = [self._until(a_n, a_last, policy.free_per_address) - now,
+        (a_n, a_last), (p_n, p_last), (u_n, u_last) = (_record(r) for r in raw[:3])
+        policy, users = self._policy, int(raw[3] or 0)
+        address_until = (
+            self._until(a_n, a_last, policy.free_per_address) if policy.locks("address", a_n, users) else 0
+        )
+        waits = [address_until - now,
                  self._until(p_n, p_last, policy.free_per_pair) - now,
                  self._policy.wait(user_id, address)]  # fmt: skip
         if now - u_last <= policy.forget_after and now - p_last <= policy.forget_after:
@@ -74,6 +83,7 @@ class RedisLoginThrottle:
     async def failed(self, user_id: str, address: str) -> None:
         """Count a failed login in the three records (one pipeline); locally when Redis is unreachable."""
         keys, node, policy = self._keys(user_id, address), self._node, self._policy
+        users_key = self._users_key(address)
         now_ms, ttl = node.now_ms(), int(policy.forget_after * 1000)
 
         async def count(client: aioredis.Redis) -> list[Any]:
@@ -82,6 +92,9 @@ class RedisLoginThrottle:
                 pipe.hincrby(key, "failures", 1)
                 pipe.hset(key, "last", now_ms)
                 pipe.pexpire(key, ttl)
+            pipe.sadd(users_key, user_id)
+            pipe.pexpire(users_key, ttl)  # forgotten with the address's record
+            pipe.scard(users_key)
             result: list[Any] = await pipe.execute()
             return result
 
@@ -91,14 +104,15 @@ class RedisLoginThrottle:
         except ClusterUnavailable as exc:
             logger.warning("failed login from %s counted on this instance only: %s", address, exc)
             return
-        for failures, free, pair in ((int(counts[0]), policy.free_per_address, False),
-                                     (int(counts[3]), policy.free_per_pair, True)):  # fmt: skip
-            if failures == free + 1:
+        users, added = int(counts[11]), int(counts[9])  # the address's user ids; 1: this one is new
+        for kind, failures, locked_by in (
+            ("address", int(counts[0]), None),
+            ("pair", int(counts[3]), user_id),
+        ):
+            before = users - added if kind == "address" else 0  # what the previous failure saw
+            if policy.locks(kind, failures, users) and not policy.locks(kind, failures - 1, before):
                 self.lockouts += 1
-                logger.warning(
-                    "login throttled (cluster-wide): %d failed logins from %s%s; waits double from %g s",
-                    failures, address, f" for user id {user_id!r}" if pair else "", policy.base,
-                )  # fmt: skip
+                policy.lockout(failures, address, locked_by, " (cluster-wide)")
         policy.alarm(user_id, address, int(counts[6]), " (cluster-wide)")
 
     async def succeeded(self, user_id: str, address: str) -> None:

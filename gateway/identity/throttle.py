@@ -1,9 +1,13 @@
 """Login throttling that slows the guesser, not the user (issue 10, item 3; issue 32, item 5). Sans-I/O.
 
-Failed logins are counted per client address and per (user id, address) pair, as fail2ban and
-Kamailio's pike count per source: past a few free failures an address, or a pair, must wait before its
-next try, the wait doubling with each failure (1 s, 2 s, 4 s... at most `cap`); each lockout is logged
-once at WARNING with the address. A success clears its pair.
+Failed logins are counted per (user id, address) pair and per client address, as fail2ban and
+Kamailio's pike count per source: past a few free failures a pair must wait before its next try, the
+wait doubling with each failure (1 s, 2 s, 4 s... at most `cap`); each lockout is logged once at
+WARNING with the address. A success clears its pair. A whole address is slowed the same way past its
+own free failures only once they were for more than `users_per_address` user ids (a guesser spraying
+user names): an office behind one NAT address is one address, and one user's wrong passwords there
+must not make her colleagues wait (issue 67: bob's and carol's correct logins waited 14 s because
+another user id had failed from their address).
 
 Failures per user id are counted too, but only to raise an alarm: `user_alarm` failures for one user id
 within `forget_after` (a guess spread over many addresses) log a WARNING (again every `user_alarm` x 5
@@ -22,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,8 @@ class _Record:
     failures: int = 0
     until: float = 0.0  # no try before this
     last: float = 0.0  # the last failure
+    users: set[str] = field(default_factory=set)  # an address's: the user ids it failed for (bounded)
+    locked: bool = False  # past its free failures (logged once)
 
 
 class SharedThrottle(Protocol):
@@ -56,6 +62,7 @@ class LoginThrottle:
         clock: Callable[[], float] = time.monotonic,
         free_per_address: int = 10,
         free_per_pair: int = 5,
+        users_per_address: int = 5,
         user_alarm: int = 20,
         base: float = 1.0,
         cap: float = 900.0,
@@ -68,6 +75,7 @@ class LoginThrottle:
             free_per_pair,
             user_alarm,
         )
+        self.users_per_address = users_per_address  # an address is slowed only past this many user ids
         self.base, self.cap, self.forget_after, self.max_records = base, cap, forget_after, max_records
         self._records: dict[Key, _Record] = {}
         self.alarms = 0  # user ids guessed at `user_alarm` times (each counted once per alarm)
@@ -99,19 +107,35 @@ class LoginThrottle:
         ):
             record = self._records.setdefault(key, _Record())
             if now - record.last > self.forget_after:
-                record.failures = 0
+                record.failures, record.locked = 0, False
+                record.users.clear()
             record.failures += 1
             record.last = now
+            if key[0] == "address" and len(record.users) <= self.users_per_address:
+                record.users.add(user_id)  # more than the cap need not be told apart
             if key[0] == "user":
                 self.alarm(user_id, address, record.failures)
-            elif record.failures > free:
+            elif self.locks(key[0], record.failures, len(record.users)):
                 record.until = now + self._delay(record.failures - free)
-                if record.failures == free + 1:
-                    logger.warning(
-                        "login throttled: %d failed logins from %s%s; waits double from %g s",
-                        record.failures, address, f" for user id {user_id!r}" if key[0] == "pair" else "",
-                        self.base,
-                    )  # fmt: skip
+                if not record.locked:
+                    record.locked = True
+                    self.lockout(record.failures, address, user_id if key[0] == "pair" else None)
+
+    def locks(self, kind: str, failures: int, users: int) -> bool:
+        """Whether a ``kind`` record ("pair", "address") with ``failures`` makes its logins wait; an
+        address's only when they were for more than `users_per_address` user ids (``users``)."""
+        if kind == "pair":
+            return failures > self.free_per_pair
+        return failures > self.free_per_address and users > self.users_per_address
+
+    def lockout(self, failures: int, address: str, user_id: str | None, where: str = "") -> None:
+        """Log that an address (``user_id`` None) or a pair has just begun to wait."""
+        logger.warning(
+            "login throttled%s: %d failed logins from %s%s; waits double from %g s",
+            where, failures, address,
+            f" for user id {user_id!r}" if user_id is not None else f" for over {self.users_per_address} user ids",
+            self.base,
+        )  # fmt: skip
 
     def alarm(self, user_id: str, address: str, failures: int, where: str = "") -> None:
         """Raise the alarm when a user id reaches `user_alarm` failures (and log it again every

@@ -29,7 +29,9 @@ async def test_two_nodes_share_the_counts_and_the_doubling_waits(tmp_path: Path)
     with running_redis(tmp_path) as redis:
         nodes = [ClusterNode(settings(redis.url, name), clock=clock) for name in ("a", "b")]
         throttles = [
-            RedisLoginThrottle(n, LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10))
+            RedisLoginThrottle(
+                n, LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10, users_per_address=2)
+            )
             for n in nodes
         ]
         try:
@@ -96,6 +98,38 @@ async def test_a_user_id_guessed_on_two_nodes_raises_one_alarm_and_blocks_no_cle
                 assert await throttle.wait("alice", "127.0.0.3") > 0.0
             await throttles[1].succeeded("alice", "127.0.0.3")
             assert await throttles[0].wait("alice", "127.0.0.3") == 0.0
+        finally:
+            for node in nodes:
+                await node.close()
+
+
+async def test_one_users_failures_on_two_nodes_slow_her_pair_not_her_address(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 67 item 22 in Redis: 12 wrong passwords for alice from one address, spread over two
+    nodes, slow alice there but not bob; failures there for five more user ids (six, over
+    users_per_address 5) slow the whole address on both nodes, logged once."""
+    clock = Clock()
+    with running_redis(tmp_path) as redis:
+        nodes = [ClusterNode(settings(redis.url, name), clock=clock) for name in ("a", "b")]
+        throttles = [RedisLoginThrottle(n, LoginThrottle(clock=clock)) for n in nodes]
+        try:
+            for n in range(12):
+                await throttles[n % 2].failed("alice", "192.0.2.80")
+            for throttle in throttles:
+                assert await throttle.wait("alice", "192.0.2.80") > 0
+                assert await throttle.wait("bob", "192.0.2.80") == 0.0
+            with caplog.at_level(logging.WARNING, logger="gateway.identity.throttle"):
+                for n in range(5):
+                    await throttles[n % 2].failed(f"user{n}", "192.0.2.80")
+            for throttle in throttles:
+                assert await throttle.wait("bob", "192.0.2.80") > 0
+                assert await throttle.wait("bob", "192.0.2.81") == 0.0
+            lockouts = [r.getMessage() for r in caplog.records if "over 5 user ids" in r.getMessage()]
+            assert lockouts == [
+                "login throttled (cluster-wide): 17 failed logins from 192.0.2.80 for over 5 user ids; "
+                "waits double from 1 s"
+            ], lockouts
         finally:
             for node in nodes:
                 await node.close()

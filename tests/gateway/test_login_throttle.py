@@ -1,6 +1,7 @@
-"""Login throttling that slows the guesser, not the user (issue 10, item 3): per address, per (user,
-address) pair, and per user id for addresses that failed before; waits double; each lockout is
-logged once with the address; a guesser never gets the owner of the account locked out."""
+"""Login throttling that slows the guesser, not the user (issue 10, item 3): per (user, address) pair,
+per address once it failed for several user ids, and per user id for addresses that failed before;
+waits double; each lockout is logged once with the address; a guesser never gets the owner of the
+account locked out, nor one user's wrong passwords her colleagues behind the same address."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class Clock:
 
 def test_an_address_waits_doubling_times_after_its_free_failures(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10, base=1.0)
+    throttle = LoginThrottle(clock=clock, free_per_address=3, free_per_pair=10, users_per_address=2, base=1.0)
     waits = []
     with caplog.at_level(logging.WARNING):
         for n in range(7):
@@ -29,11 +30,28 @@ def test_an_address_waits_doubling_times_after_its_free_failures(caplog: pytest.
             waits.append(throttle.wait("anyone", "192.0.2.66"))
     assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 4.0, 8.0]
     assert [r.getMessage() for r in caplog.records] == [
-        "login throttled: 4 failed logins from 192.0.2.66; waits double from 1 s"
+        "login throttled: 4 failed logins from 192.0.2.66 for over 2 user ids; waits double from 1 s"
     ]
     assert throttle.wait("anyone", "192.0.2.7") == 0.0  # another address is not slowed
     clock.now += 8.0
     assert throttle.wait("anyone", "192.0.2.66") == 0.0
+
+
+def test_one_users_failures_slow_her_pair_not_her_address() -> None:
+    """Issue 67 item 22: an office behind one NAT address is one address. 30 wrong passwords for alice
+    from it slow alice there, not bob nor carol; failures for six user ids (over users_per_address 5)
+    past the free ten slow the whole address."""
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)  # the defaults: 10 per address, 5 per pair, 5 user ids
+    for _ in range(30):
+        throttle.failed("alice", "192.0.2.80")
+        clock.now += 0.1
+    assert throttle.wait("alice", "192.0.2.80") > 0
+    assert throttle.wait("bob", "192.0.2.80") == 0.0 and throttle.wait("carol", "192.0.2.80") == 0.0
+    for n in range(5):  # five more user ids: six in all
+        throttle.failed(f"user{n}", "192.0.2.80")
+    assert throttle.wait("bob", "192.0.2.80") > 0  # a sprayer: the address waits
+    assert throttle.wait("bob", "192.0.2.81") == 0.0
 
 
 def test_a_pair_is_throttled_and_a_success_clears_it() -> None:

@@ -2,7 +2,9 @@
 WebSocket alike: failed logins are throttled per address and per (address, user id); a user id guessed
 at from many addresses raises a logged alarm but never slows the owner's correct secret from an address
 that is not itself guessing (even one that mistyped before and then logged in); the guessing addresses
-are slowed; and a burst of wrong secrets in the scrypt queue refuses none of the correct ones."""
+are slowed; and a burst of wrong secrets in the scrypt queue refuses none of the correct ones. One
+user's wrong passwords do not slow the other users behind her address (an office behind one NAT),
+while wrong logins spread over many user ids from one address still do (issue 67 item 22)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+import gateway.identity.lookup
 import gateway.signaling.routes
 from gateway.app import Gateway
+from gateway.identity.throttle import LoginThrottle
 from gateway.signaling.limits import SignalingLimits
-from tests.e2e.harness import ALICE_SECRET, running_gateway
+from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, running_gateway
 from tests.e2e.ops.test_operations import TOKEN, scrape
 from tests.e2e.websip.test_sip_websocket import ALICE_SIP_PASSWORD, SipSocket, realm_of, websocket_config
 
@@ -123,3 +127,28 @@ async def test_a_burst_of_wrong_logins_refuses_none_of_15_correct_ones(
     assert [r.get("code") for r in correct] == [None] * 15, correct
     assert all(r["type"] != "error" and r.get("session_id") for r in correct), correct
     assert {r["code"] for r in wrong} <= {"unauthorized", "rate_limited"}
+
+
+async def test_one_users_wrong_passwords_do_not_slow_her_colleagues_behind_one_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 67 item 22: bob's and carol's correct logins waited 14 s after a fuzzer's wrong ones from
+    their address. With 3 free failures per address: 6 wrong passwords for alice from 127.0.0.9 slow
+    alice there (her pair: the 7th try is refused), yet bob's correct login from 127.0.0.9 succeeds at
+    once; wrong logins for 8 user ids from 127.0.0.10 slow that address past the sixth user id, bob's
+    correct login there included."""
+    monkeypatch.setattr(
+        gateway.identity.lookup, "LoginThrottle", functools.partial(LoginThrottle, free_per_address=3)
+    )
+    async with running_gateway(websocket_config()) as gw:
+        office = [(await ws_login(gw, "127.0.0.9", "alice", f"wrong-{n}")).get("code") for n in range(7)]
+        assert office == ["unauthorized"] * 6 + ["rate_limited"], office
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await ws_login(gw, "127.0.0.9", "bob", BOB_SECRET)
+        assert reply["type"] != "error" and reply.get("session_id"), reply
+        assert loop.time() - started < 30  # at once: no throttle wait (generous for a loaded machine)
+        spray = [(await ws_login(gw, "127.0.0.10", f"user{n}", "guess")).get("code") for n in range(8)]
+        assert spray == ["unauthorized"] * 6 + ["rate_limited"] * 2, spray
+        refused = await ws_login(gw, "127.0.0.10", "bob", BOB_SECRET)
+        assert refused["code"] == "rate_limited" and "try again in" in refused["message"], refused
