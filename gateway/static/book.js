@@ -15,7 +15,8 @@ export class History {
   }
 
   // entry: {direction: "in"|"out", number, name, dial (what "Call back" dials; number when absent), at
-  // (ms), duration (s), outcome: answered|missed|rejected|failed|cancelled}
+  // (ms), duration (s), outcome: answered|missed|rejected|failed|cancelled|elsewhere (answered on another
+  // device: no duration here)}
   add(entry) {
     this.entries.unshift(entry);
     this.entries = this.entries.slice(0, MAX_ENTRIES);
@@ -71,6 +72,7 @@ export const partyLabel = ({ number, name }) => (name && name !== number ? `${na
 
 const OUTCOME_TEXT = {
   answered: "", missed: "Missed", rejected: "Rejected", failed: "Failed", cancelled: "Cancelled",
+  elsewhere: "Answered on another device",
 };
 
 function when(ms) {

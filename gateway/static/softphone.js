@@ -569,7 +569,8 @@ function record(c, reason) {
   const inbound = c.direction === "inbound";
   let outcome = "answered";
   if (!c.connectedAt) {
-    if (inbound) outcome = c.rejectedHere ? "rejected" : reason === "answered_elsewhere" ? "answered" : "missed";
+    // answered on another device: this page never knew how long it lasted, so it says where it went
+    if (inbound) outcome = c.rejectedHere ? "rejected" : reason === "answered_elsewhere" ? "elsewhere" : "missed";
     else outcome = reason === "hangup" || reason === "cancelled" ? "cancelled" : "failed";
   }
   const { number, name } = whoIs(c);

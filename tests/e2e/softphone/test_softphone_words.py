@@ -16,6 +16,7 @@ Screenshots go to each test's tmp_path.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.e2e.harness import ALICE_SECRET, running_gateway
@@ -211,3 +212,31 @@ async def test_recent_calls_says_when_there_are_none(tmp_path: Path) -> None:
         await expect(recent).not_to_contain_text("No calls yet.")
         await alice.get_by_role("button", name="Clear").click()
         await expect(recent.get_by_role("listitem")).to_have_text(["No calls yet."])
+
+
+async def test_an_answered_incoming_call_shows_its_duration_or_where_it_went(tmp_path: Path) -> None:
+    """Issue 67 item 13: bob rings alice, logged in on two devices; she answers on the second. There the
+    history shows the call's duration as an outgoing call's does; on the first, where it only rang, it
+    says "Answered on another device" instead of passing for an answered call without one."""
+    async with (
+        running_gateway(no_pbx_config()) as gateway,
+        two_users(gateway) as (alice, bob),
+        chromium_page() as other_device,
+    ):
+        await logged_in(other_device, gateway.http_url)
+        await bob.locator("#number").fill("1001")
+        await bob.get_by_role("button", name="Call", exact=True).click()
+        await expect(alice.get_by_role("alertdialog")).to_contain_text("Incoming call from Bob (1002)")
+        await other_device.get_by_role("button", name="Answer", exact=True).click(timeout=10000)
+        await expect(other_device.locator("#call-timer")).to_have_text("0:01", timeout=15000)
+        await bob.get_by_role("button", name="Hang up").click()
+        await expect(other_device.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+        answered = other_device.locator("#history li small")
+        await expect(answered).to_have_text([re.compile(r"^Incoming · .+ · 0:0[1-9]$")])
+        await expect(alice.locator("#history li strong")).to_have_text(["Bob (1002)"])
+        await expect(alice.locator("#history li small")).to_have_text(
+            [re.compile(r"^Incoming · Answered on another device · ")]
+        )
+        await alice.screenshot(path=str(tmp_path / "answered-elsewhere.png"), full_page=True)
+        await other_device.screenshot(path=str(tmp_path / "answered-here.png"), full_page=True)
