@@ -179,7 +179,10 @@ def mappings(redis_url: str, pbx: str, args: argparse.Namespace) -> list[dict[st
         instance_mapping(i, redis_url, rtp_base=RTP_BASE, pbx=pbx, extra=extra, **timing) for i in range(3)
     ]
     for index, mapping in enumerate(found):  # 2000 ports each: 100 calls' SIP legs and web legs' ICE
-        mapping["media"]["rtp_ports"] = {"start": RTP_BASE + 2000 * index, "end": RTP_BASE + 2000 * index + 1999}
+        mapping["media"]["rtp_ports"] = {
+            "start": RTP_BASE + 2000 * index,
+            "end": RTP_BASE + 2000 * index + 1999,
+        }
     for mapping in found:  # a web user per page (a user has at most 5 sessions), alice's password
         mapping["users"] += [
             {"id": f"u{i}", "sip": f"{1100 + i}", "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}
