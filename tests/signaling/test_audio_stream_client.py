@@ -1,7 +1,8 @@
 """`StreamSocket` (gateway/signaling/audio_stream/client.py) against a real aiohttp WebSocket server on
 loopback: the start message first, the frames in order, the app's binary frames back, the stop message
 last; a bounded queue that drops the oldest; a reconnect after the app closes (the start message again,
-`resumed`), and giving up on an address that never answers, without raising into the caller."""
+`resumed`), and giving up on an address that never answers, without raising into the caller; an
+address outside audio_stream.allowed_targets is never connected to, also when a name resolves to it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
+from gateway.config.audio_stream import address_allowed, parse_target
 from gateway.signaling.audio_stream.client import SocketSettings, StreamSocket
 from peers.ports import free_port
 from tests.e2e.harness import wait_until
@@ -119,3 +121,33 @@ async def test_a_receiver_that_never_answers_is_given_up() -> None:
     await socket.close({"type": "stop"})
     assert not socket.connected and socket.connections == 0
     await asyncio.sleep(0)
+
+
+def resolving_socket(port: int, allowed: str) -> StreamSocket:
+    """A stream to ws://localhost:port/listen with `allowed` as audio_stream.allowed_targets."""
+    patterns = (parse_target(allowed),)
+    settings = SocketSettings(
+        f"ws://localhost:{port}/listen", attempts=1, backoff=0.01, connect_timeout=2.0,
+        address_allowed=lambda address: address_allowed("localhost", port, address, patterns),
+    )  # fmt: skip
+    return StreamSocket(settings, {"type": "start"}, on_audio=lambda d: None)
+
+
+async def test_a_name_resolving_outside_the_allowed_targets_is_never_connected_to() -> None:
+    """Issue 67 item 20: `localhost` resolves to loopback; with allowed_targets naming only 127.0.0.2/32
+    the stream never connects to it (the attempt fails, the stream gives up naming the field); with
+    127.0.0.1/32 listed it streams to the same app."""
+    app = App()
+    async with serving(app.handler) as url:
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        refused = resolving_socket(port, "127.0.0.2/32")
+        await wait_until(lambda: refused.error is not None, timeout=5)
+        assert "audio_stream.allowed_targets" in str(refused.error), refused.error
+        await refused.close({"type": "stop"})
+        assert app.connections == []
+        allowed = resolving_socket(port, "127.0.0.1/32")
+        await wait_until(lambda: allowed.connected, timeout=5)
+        allowed.send(b"\x00\x00")
+        await wait_until(lambda: app.connections and len(app.connections[0]) == 2, timeout=5)
+        await allowed.close({"type": "stop"})
+    assert app.connections[0][:2] == [{"type": "start"}, b"\x00\x00"]

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from gateway.config.audio_stream import (
     ENCODINGS,
@@ -30,7 +31,10 @@ from gateway.config.audio_stream import (
     SAMPLE_RATES,
     AudioStreamSection,
     StreamPolicy,
+    TargetPattern,
+    address_allowed,
     stream_url,
+    target_refusal,
 )
 from gateway.media.events import Leg
 from gateway.media.streaming.frames import Encoding, Inject, StreamFrames
@@ -164,7 +168,7 @@ class AudioStreams:
             if key not in FIELDS or (key == "url" and not own_url):
                 allowed = [f for f in FIELDS if own_url or f != "url"]
                 raise BadRequest(f"unknown field {key!r} (allowed: {', '.join(allowed)})", field=str(key))
-        asked = _checked(request)  # a bad body is a 400 whatever the call
+        asked = _checked(request, self.settings.allowed_targets)  # a bad body is a 400 whatever the call
         runtime = self._runtime(call_id)
         settings = replace(self.settings.for_call(*_call_keys(self._summary(runtime))), **asked)
         return self._start(runtime, settings, by).status()
@@ -278,6 +282,7 @@ class AudioStreams:
             SocketSettings(
                 settings.url, settings.token.reveal() if settings.token is not None else None,
                 settings.queue_frames, settings.connect_timeout, settings.reconnect_attempts, settings.backoff,
+                _address_check(settings.url, settings.allowed_targets),
             ),
             start, on_audio=lambda data: self._from_app(call_id, frames, data), call_id=call_id,
         )  # fmt: skip
@@ -339,18 +344,29 @@ class AudioStreams:
         return live_call(runtime, instance=self._instance, dialect=None, wall=self._wall) or {}
 
 
+def _address_check(url: str, allowed: tuple[TargetPattern, ...]) -> Callable[[str], bool]:
+    """Whether the stream to ``url`` may connect to an address its name resolves to (or its own)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80)
+    return lambda address: address_allowed(host, port, address, allowed)
+
+
 def _ignore(packet: object) -> None:
     """The stream's tap on the bridge: only there to keep the fast lane unlinked (``StreamTap`` hears)."""
 
 
-def _checked(request: Mapping[str, object]) -> dict[str, Any]:
-    """The request's fields as section values; BadRequest naming the first bad one."""
+def _checked(request: Mapping[str, object], allowed: tuple[TargetPattern, ...]) -> dict[str, Any]:
+    """The request's fields as section values; BadRequest naming the first bad one (a url outside
+    `allowed_targets`, or link-local without them, too)."""
     out: dict[str, Any] = {}
     if "url" in request:
         try:
             out["url"] = stream_url(request["url"])
         except (TypeError, ValueError) as exc:
             raise BadRequest(str(exc), field="url") from None
+        why = target_refusal(out["url"], allowed)
+        if why is not None:
+            raise BadRequest(why, field="url")
     if "sample_rate" in request:
         rate = request["sample_rate"]
         if isinstance(rate, bool) or rate not in SAMPLE_RATES:

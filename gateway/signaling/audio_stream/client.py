@@ -8,6 +8,12 @@ bounded, the oldest frame dropped and counted beyond it); a failed connection is
 ``backoff`` seconds, doubling, up to ``attempts`` times in a row, then the stream gives up (logged, and
 ``on_gone`` told). Each new connection starts with the start message again (``"resumed": true``).
 ``close(stop)`` sends the stop message (JSON) when connected and closes; idempotent.
+
+``address_allowed`` (audio_stream.allowed_targets, gateway/config/audio_stream.py) is asked about each
+address the url's name resolves to, at every connection: the ones it refuses are never connected to (a
+name that resolves to a metadata service's link-local address, or re-resolves to one later), and when
+none is left the attempt fails as an unreachable app does. (A url's own address was checked before the
+stream started: gateway/runtime/audio_streams/service.py.)
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ import collections
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +42,30 @@ class SocketSettings:
     connect_timeout: float = 5.0
     attempts: int = 3
     backoff: float = 0.5
+    address_allowed: Callable[[str], bool] = lambda address: True  # audio_stream.allowed_targets
+
+
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver, keeping only the addresses ``allowed`` accepts."""
+
+    def __init__(self, allowed: Callable[[str], bool]) -> None:
+        self._inner = DefaultResolver()
+        self._allowed = allowed
+        self.refusal: str | None = None  # why the last resolution left nothing (aiohttp hides it)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        kept = [r for r in found if self._allowed(r["host"])]
+        if not kept:
+            addresses = ", ".join(sorted({r["host"] for r in found}))
+            self.refusal = f"{host} resolves to {addresses}: refused by audio_stream.allowed_targets"
+            raise OSError(self.refusal)
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class StreamSocket:
@@ -72,12 +105,14 @@ class StreamSocket:
 
     async def _run(self) -> None:
         failures = 0
-        async with aiohttp.ClientSession() as http:
+        resolver = _CheckedResolver(self.settings.address_allowed)
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(connector=connector) as http:
             while not self._closing:
                 try:
                     await self._connection(http)  # returns when we close
                 except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                    why = f"{type(exc).__name__}: {exc}"
+                    why, resolver.refusal = resolver.refusal or f"{type(exc).__name__}: {exc}", None
                     failures = 1 if self.connected else failures + 1  # in a row
                     if self._closing:
                         break

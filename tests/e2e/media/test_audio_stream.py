@@ -70,6 +70,22 @@ class App:
         return ws
 
 
+async def call_over_whip(
+    http: aiohttp.ClientSession, base: str, phone: DeskPhone, web_user: WebPeer
+) -> tuple[WhipClient, str, str, str]:
+    """``web_user`` publishes to the gateway at ``base`` over WHIP, calling desk phone 2000, which answers:
+    (the WHIP client, the phone's call, the HTTP API session id, the gateway's call id)."""
+    whip = WhipClient(http, f"{base}/whip/2000", API_KEY)
+    await web_user.accept(await whip.publish(await web_user.offer()))
+    number = (await phone.wait_for("incoming"))["call"]
+    await phone.wait_for("state", call=number, state="CONFIRMED")
+    assert whip.resource is not None
+    session_id = whip.resource.rsplit("/", 1)[1]
+    async with http.get(f"{base}/webrtc/sessions/{session_id}", headers=USER) as r:
+        call_id = (await r.json())["call_id"]
+    return whip, number, session_id, call_id
+
+
 def channels(frames: list[bytes]) -> tuple[array[int], array[int]]:
     samples = array("h")
     samples.frombytes(b"".join(frames))
@@ -102,16 +118,9 @@ async def test_a_call_streams_both_legs_and_hears_the_app(tmp_path: Path) -> Non
         )  # fmt: skip
         async with running_gateway(config) as gateway, aiohttp.ClientSession() as http:
             base = gateway.http_url
-            whip = WhipClient(http, f"{base}/whip/2000", API_KEY)
             web_user = WebPeer(freq=1000)
             try:
-                await web_user.accept(await whip.publish(await web_user.offer()))
-                number = (await phone.wait_for("incoming"))["call"]
-                await phone.wait_for("state", call=number, state="CONFIRMED")
-                assert whip.resource is not None
-                session_id = whip.resource.rsplit("/", 1)[1]
-                async with http.get(f"{base}/webrtc/sessions/{session_id}", headers=USER) as r:
-                    call_id = (await r.json())["call_id"]
+                whip, number, session_id, call_id = await call_over_whip(http, base, phone, web_user)
                 (runtime,) = gateway.driver.runtimes
                 bridge = runtime.bridge
                 assert isinstance(bridge, MediaBridge)
