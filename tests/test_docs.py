@@ -137,6 +137,16 @@ def test_the_changelog_names_no_internal_issue_numbers() -> None:
     assert not found, "issue numbers in CHANGELOG.md:\n" + "\n".join(found[:10])
 
 
+def test_each_changelog_release_has_one_section_per_kind() -> None:
+    """Keep a Changelog: a release's changes under one heading per kind (Added, Changed, Fixed, ...), in
+    that order of first appearance; [Unreleased] once had three "Fixed" headings."""
+    text = (REPO / "CHANGELOG.md").read_text()
+    for release in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        kinds = re.findall(r"^### (.+)$", release, re.MULTILINE)
+        repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        assert not repeated, f"{release.splitlines()[0]}: {repeated} more than once"
+
+
 def _anchors(text: str) -> set[str]:
     """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens, a
     repeated one numbered (`-1`, `-2`...)."""
