@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import shutil
 import socket
 from collections.abc import Collection
 from pathlib import Path
@@ -414,3 +415,37 @@ async def test_a_call_just_answered_is_written_at_once_not_at_the_next_heartbeat
             await node.close()
         ledger.soon("c5")  # after a clean exit: nothing
         assert not ledger._soon
+
+
+async def test_calls_and_handovers_are_written_again_to_a_redis_that_lost_them(tmp_path: Path) -> None:
+    """Issue 65 item 3: the ledger writes only what changed, so a Redis that lost what it held (emptied
+    between two heartbeats, or down then back empty) would keep none of this instance's calls: a
+    survivor could then carry none on. The node's generation moves on (its own record found missing, or
+    Redis back after an outage) and the next heartbeat writes every call and handover again."""
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a"))
+        calls = [live_record("c1", 1000.0)]
+        ledger = LiveCallLedger(node, lambda: calls, lambda r: None, lambda: {"c1": '{"h": 1}'})
+        try:
+            await node.beat()
+            await ledger.refresh()
+            assert await node.redis.hexists("gw:handover:a", "c1")
+            await node.redis.flushall()  # emptied between two beats: no error ever seen
+            await node.beat()  # (runs the refreshers: none are registered here)
+            await ledger.refresh()
+            assert node.generation == 1
+            assert await node.redis.hexists("gw:live:a", "c1")
+            assert await node.redis.hexists("gw:handover:a", "c1")
+
+            redis.stop(kill=True)  # down, then back empty (no files: a replaced Redis)
+            await node.beat()
+            assert not node.available
+            shutil.rmtree(redis.workdir / "appendonlydir", ignore_errors=True)
+            redis.start()
+            await node.beat()
+            await ledger.refresh()
+            assert node.generation > 1  # (back, and its record missing: once or twice)
+            assert await node.redis.hexists("gw:handover:a", "c1")
+        finally:
+            await ledger.leave()
+            await node.close()
