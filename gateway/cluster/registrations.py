@@ -6,7 +6,9 @@ instance tries to take the free ones. An instance that dies stops extending: its
 lease and the next heartbeat of another instance takes them and registers those users (its own
 Contact), well within one registration refresh interval. A lock this instance lost (Redis said another
 holds it: after an outage longer than the lease) stops its registration, without unregistering (the
-new owner's binding is the one that counts). With Redis down nothing changes hands: the owners keep
+new owner's binding is the one that counts). A lock found gone (Redis restarted empty, a replica
+promoted without it, or lapsed in an outage that no other instance saw the end of first) is taken again
+by its holder, which goes on registering. With Redis down nothing changes hands: the owners keep
 registering, nobody else starts.
 """
 
@@ -22,7 +24,14 @@ from gateway.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
 
-EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# extend this instance's lock; take it again when it is gone (Redis lost it, or it lapsed in an outage):
+# only another instance's value means the registration was lost
+EXTEND = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 

@@ -149,3 +149,24 @@ def test_cluster_section_checks() -> None:
         )
     with pytest.raises(ConfigError, match=r"cluster\.instance_id"):
         settings("redis://127.0.0.1:1/0", "not valid!")
+
+
+async def test_a_registration_lock_redis_lost_is_kept_by_its_holder(tmp_path: Path) -> None:
+    """Issue 65 item 3: a Redis emptied (restarted without its files, a replica promoted without the lock)
+    holds no registration lock; its holder takes it again at its next heartbeat and goes on registering,
+    rather than taking it for lost to another instance (stop) and registering again a heartbeat later."""
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a"))
+        stops: list[str] = []
+        registrar = Registrar()
+        registrar.stop_one = lambda aor, *, unregister=True: stops.append(aor)  # type: ignore[method-assign]
+        ownership = RegistrationOwnership(node, registrar, [AOR])
+        try:
+            await node.beat()
+            assert ownership.held == {AOR} and registrar.active == {AOR}
+            await node.redis.flushall()
+            await node.beat()
+            assert stops == [] and ownership.held == {AOR}
+            assert await ownership.owner(AOR) == "a"
+        finally:
+            await node.close()
