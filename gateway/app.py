@@ -465,7 +465,7 @@ class Gateway:
         self._deadline = asyncio.get_running_loop().time() + timeout
         logger.info("gateway shutting down (calls: %d)", self.driver.calls)
         if self.sip is not None:  # a BYE the stop cuts says so, and blocklists no hop (issue 67 item 13)
-            self.sip.layer.begin_shutdown()
+            self.sip.begin_shutdown()
         await self._stop_drain()
         for closer in reversed(self._closers):
             try:

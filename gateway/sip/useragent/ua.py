@@ -136,6 +136,12 @@ class UserAgent:
     def layer(self) -> TransactionLayer:
         return _started(self._layer)
 
+    def begin_shutdown(self) -> None:
+        """The process stops: transactions still run, but no hop is blocklisted for what the stop cuts
+        (the transaction layer's STOPPING); nothing when the UA never started (a port taken at start)."""
+        if self._layer is not None:
+            self._layer.begin_shutdown()
+
     @property
     def endpoint(self) -> Endpoint:
         return _started(self._endpoint)
