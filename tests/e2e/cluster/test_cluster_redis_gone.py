@@ -123,12 +123,10 @@ async def test_calls_and_new_calls_go_on_without_redis_and_its_state_is_rebuilt(
                             assert time.monotonic() - restarted < BACK_WITHIN, now
                             await asyncio.sleep(0.1)
                         back = time.monotonic() - restarted
-                        for g in (gw1, gw2):
-                            assert await asyncio.to_thread(degraded, g) == (
-                                "ok",
-                                "1",
-                                f"Redis reachable (instance {g.id})",
-                            )
+                        for g in (gw1, gw2):  # /healthz, /metrics and /readyz agree (a command that
+                            # timed out on a loaded machine may say unreachable a moment more: waited)
+                            ok = ("ok", "1", f"Redis reachable (instance {g.id})")
+                            await wait_until(lambda g=g, ok=ok: degraded(g) == ok, timeout=BACK_WITHIN)
                         await asyncio.sleep(1.0)  # and the calls go on after it
                     page, gap = gaps.worst()
                     assert gap <= GAP_AT_MOST, f"{page} heard nothing for {gap:.2f} s: {gaps.longest}"
