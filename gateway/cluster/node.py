@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from gateway.cluster.errors import ClusterUnavailable
 from gateway.cluster.signing import INSTANCE, RecordSigner
 from gateway.config.cluster import ClusterSection
+from gateway.ops import logctx
 from gateway.tasks import stop_task
 
 logger = logging.getLogger(__name__)
@@ -156,9 +157,11 @@ class ClusterNode:
         self.available = available
         if available:
             self.generation += 1
-            logger.info("cluster %s: Redis reachable again", self.id)
-        else:
-            logger.warning("cluster %s: Redis unreachable (%s): logins and routing degrade", self.id, exc)
+        with logctx.outside_calls():  # about the instance, whichever call's command found it out
+            if available:
+                logger.info("cluster %s: Redis reachable again", self.id)
+            else:
+                logger.warning("cluster %s: Redis unreachable (%s): logins and routing degrade", self.id, exc)
 
     # --- membership ----------------------------------------------------------------------------------
     def add_refresher(self, name: str, refresher: Refresher, leave: Refresher | None = None) -> None:

@@ -87,6 +87,17 @@ def bind_call(context: CallContext | None = None) -> Iterator[CallContext]:
         _CURRENT.reset(token)
 
 
+@contextlib.contextmanager
+def outside_calls() -> Iterator[None]:
+    """Run the block as part of no call: a line about the instance (Redis lost, say) that a call's task
+    happens to log does not carry that call's ids."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
 def set_call_id(context: CallContext, call_id: str) -> None:
     context.call_id = call_id
     _INDEX.add(call_id, context)

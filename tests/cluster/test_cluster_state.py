@@ -5,6 +5,7 @@ clear error and the node recovers by itself when Redis is back."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from gateway.cluster.stores import RedisRevocations
 from gateway.config.cluster import ClusterSection
 from gateway.config.errors import ConfigError
 from gateway.config.loader import config_from_mapping
+from gateway.ops import logctx
 from peers.redis import running_redis
 
 AOR = "sip:1001@127.0.0.1"
@@ -170,3 +172,25 @@ async def test_a_registration_lock_redis_lost_is_kept_by_its_holder(tmp_path: Pa
             assert await ownership.owner(AOR) == "a"
         finally:
             await node.close()
+
+
+async def test_redis_lost_while_a_call_asks_is_logged_as_no_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ "Redis unreachable" is about the instance: when the command that finds it out is a call's (its
+    record written from its own task), the line does not carry that call's ids (it did: call= ... on a
+    node's warning, read as if that call had a Redis problem)."""
+    logctx.install_record_factory()
+    with running_redis(tmp_path) as redis:
+        node = ClusterNode(settings(redis.url, "a"))
+        try:
+            await node.beat()
+            redis.stop(kill=True)
+            with caplog.at_level(logging.INFO, logger="gateway.cluster.node"), logctx.bind_call() as call:
+                logctx.set_call_id(call, "c-asking")
+                with pytest.raises(ClusterUnavailable):
+                    await node.run("write a call's record", lambda client: client.set("k", "v"))
+        finally:
+            await node.close()
+    [line] = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert getattr(line, "call", None) is None and "c-asking" not in logctx.call_fields(line), line.__dict__
