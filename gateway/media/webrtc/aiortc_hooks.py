@@ -587,8 +587,8 @@ async def close_peer(pc: Any, call_id: str, timeout: float = PC_CLOSE_TIMEOUT) -
     own task, which then failed unread (test_fuzz_gateway's rare failure)."""
     closing = _CLOSING.get(pc)
     if closing is None:
-        own = getattr(pc, "_RTCPeerConnection__closeTask", None)  # aiortc's own, begun by itself
-        if isinstance(own, asyncio.Future) and not own.done():
+        own = begun_by_aiortc(pc)
+        if own is not None:
             own.add_done_callback(functools.partial(_closed, call_id))  # its failure read, and said
             closing = _CLOSING[pc] = asyncio.ensure_future(_shielded(own))
         else:
@@ -599,6 +599,30 @@ async def close_peer(pc: Any, call_id: str, timeout: float = PC_CLOSE_TIMEOUT) -
         logger.warning(
             "call=%s the peer connection did not close within %g s: left to finish", call_id, timeout
         )
+
+
+def begun_by_aiortc(pc: Any) -> asyncio.Future[None] | None:
+    """aiortc's own close of ``pc`` while it runs (begun when every DTLS transport closed: the far end's
+    close_notify, or transports an offer left unused), else None."""
+    own = getattr(pc, "_RTCPeerConnection__closeTask", None)
+    return own if isinstance(own, asyncio.Future) and not own.done() else None
+
+
+async def close_throwaway(pc: Any) -> None:
+    """Close a peer connection no call holds (an offer's check): as ``pc.close()``, but a close aiortc
+    began by itself is waited on shielded (its outcome read) rather than joined, so that a cancelled
+    caller (the browser gone while its offer was checked) cannot break it (see ``close_peer``)."""
+    own = begun_by_aiortc(pc)
+    if own is None:
+        await pc.close()
+        return
+    own.add_done_callback(_read)
+    await asyncio.shield(own)
+
+
+def _read(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # read: a throwaway's failed close is nobody's concern
 
 
 async def _shielded(task: asyncio.Future[None]) -> None:

@@ -174,6 +174,6 @@ async def _aiortc_answers(
         ) from None
     finally:
         try:
-            await pc.close()
+            await aiortc_hooks.close_throwaway(pc)
         except Exception as exc:  # a half-applied offer leaves aiortc's transports half-made
             logger.debug("throwaway peer connection closed with %r", exc)

@@ -117,3 +117,29 @@ async def test_a_close_under_way_in_aiortc_is_not_broken_by_cancelling_ours(
         await asyncio.sleep(0)
     assert callee.connectionState == "closed"
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
+
+
+async def test_a_throwaway_close_cancelled_leaves_aiortcs_own_close_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The offer check's throwaway peer connection (offer_check.py) closed itself in its `finally` with a
+    plain ``pc.close()``: when aiortc had begun its own close (transports the offer left unused) and the
+    check's task was cancelled (the fuzzer's socket gone), aiortc's close failed unread, the full run's
+    test_fuzz_gateway failure. ``close_throwaway`` waits on aiortc's own close, shielded."""
+    caller, callee = await _connected_pair()
+    await caller.close()
+    for _ in range(100):
+        if aiortc_hooks.begun_by_aiortc(callee) is not None:
+            break
+        await asyncio.sleep(0.01)
+    own = aiortc_hooks.begun_by_aiortc(callee)
+    assert own is not None, "aiortc did not start its own close"
+    with caplog.at_level(logging.WARNING):
+        checking = asyncio.ensure_future(aiortc_hooks.close_throwaway(callee))
+        await asyncio.sleep(0)
+        checking.cancel()  # the request's task, cancelled while it closed its throwaway
+        await asyncio.wait({own}, timeout=5)
+        assert own.done() and not own.cancelled() and own.exception() is None, own
+        gc.collect()
+        await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
