@@ -466,6 +466,8 @@ class Gateway:
         logger.info("gateway shutting down (calls: %d)", self.driver.calls)
         if self.sip is not None:  # a BYE the stop cuts says so, and blocklists no hop (issue 67 item 13)
             self.sip.begin_shutdown()
+        if self.cluster is not None and self.cluster.http is not None:  # first: the others' watches hear
+            await self.cluster.http.stop_watches()  # a clean stop (1001), not a death (cluster/peer_watch.py)
         await self._stop_drain()
         for closer in reversed(self._closers):
             try:

@@ -8,8 +8,10 @@ once; the watcher sees the connection drop without a close frame and looks at th
 (`alive`): a port that refuses is a dead process on a live machine. The watcher then *fences* it (its
 lease taken out of Redis, `ClusterNode.fence`: every instance agrees it is gone, none routes to it) and
 claims its calls at once (`on_dead`: gateway/cluster/live_calls.py `record_dead`, which looks at the
-port once more before it acts). A clean stop closes its watches with 1001 first: nothing to act on
-(it gave its calls away, or ended them). A drop while the port still answers (a restart of the watched
+port once more before it acts). A clean stop closes its watches with 1001 first, before any of its
+listeners close, and refuses new ones (503): nothing to act on (it gave its calls away, or ended them),
+and it is not watched again while it is still listed (its HTTP port closes before its lease goes, so a
+watch refused then is no death). A drop while the port still answers (a restart of the watched
 socket's peer, a proxy in between) is nothing either: the watch is opened again at the next heartbeat.
 
 What the watch cannot see is a machine that vanishes (power, network): no FIN reaches the watcher and the
@@ -43,14 +45,22 @@ class PeerWatch:
         self._alive = alive
         self._on_dead = on_dead
         self._tasks: dict[str, asyncio.Task[None]] = {}  # instance id -> its watch
+        # instances that said they stop (1001): not watched again while still listed (their lease goes
+        # when their stop is over; a watch refused meanwhile by a closed port is no death)
+        self._stopping: set[str] = set()
         self.fenced = 0  # instances found dead by their watch (not by their lease)
 
     async def refresh(self) -> None:
         """The heartbeat's refresher: a watch on each other live instance (new ones get one; those whose
         lease went are let go)."""
         peers = await self._node.instances()
+        self._stopping &= peers.keys()
         for instance_id, info in peers.items():
-            if instance_id != self._node.id and instance_id not in self._tasks:
+            if (
+                instance_id != self._node.id
+                and instance_id not in self._tasks
+                and instance_id not in self._stopping
+            ):
                 task = asyncio.get_running_loop().create_task(self._run(info), name=f"watch-{instance_id}")
                 self._tasks[instance_id] = task
                 task.add_done_callback(functools.partial(self._done, instance_id))
@@ -65,6 +75,7 @@ class PeerWatch:
         code = await self._watch(info.http)
         if code is not None:  # it said it stops (1001): a clean stop is not a death to act on
             logger.debug("cluster: instance %s closed its watch (%d)", info.id, code)
+            self._stopping.add(info.id)
             return
         if await self._alive(info.http):
             logger.debug("cluster: the watch on %s dropped, but it answers: watched again", info.id)

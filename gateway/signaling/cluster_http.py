@@ -31,8 +31,8 @@ when its process dies, which the watcher hears at once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -71,6 +71,7 @@ MAX_SKEW: Final = 30.0  # seconds a signature stays valid
 FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
 TAKEOVER: Final = "/cluster/takeover"
 WATCH: Final = "/cluster/watch"
+WATCH_CLOSE: Final = 1.0  # s a stopping instance waits for its watchers to answer its 1001
 HANDOVER_TIMEOUT: Final = (
     15.0  # a draining instance's calls taken over: re-INVITEs answered by their far ends
 )
@@ -206,6 +207,7 @@ class ClusterHttp:
     forwarded: int = 0
     _client: aiohttp.ClientSession | None = field(default=None, repr=False)
     _watched_by: set[web.WebSocketResponse] = field(default_factory=set, repr=False)
+    _stopping: bool = field(default=False, repr=False)
 
     def install(self, app: web.Application) -> None:
         app.middlewares.append(self.middleware)
@@ -217,16 +219,28 @@ class ClusterHttp:
         app.on_cleanup.append(self._close)
 
     async def _stop_watches(self, app: web.Application) -> None:
-        """A clean stop says so to the instances watching this one (1001): not a death to act on."""
-        for ws in list(self._watched_by):
-            with contextlib.suppress(Exception):
-                await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stopping")
+        await self.stop_watches()
+
+    async def stop_watches(self) -> None:
+        """A clean stop says so to the instances watching this one (1001: not a death to act on), first
+        thing, before any listener or socket of it closes; no new watch is taken after (503)."""
+        self._stopping = True
+        closing = [
+            asyncio.ensure_future(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"stopping"))
+            for ws in self._watched_by
+        ]
+        if closing:  # bounded: a watcher that does not answer its close does not hold the stop up
+            _, late = await asyncio.wait(closing, timeout=WATCH_CLOSE)
+            for task in late:
+                task.cancel()
 
     async def watch_handler(self, request: web.Request) -> web.StreamResponse:
         """Another instance's watch on this one (signed by it): held open, nothing said on it."""
         header = request.headers.get(FORWARDED)
         if header is None or await self._verified(request, header) is None:
             return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
+        if self._stopping:
+            return web.json_response({"error": "this instance is stopping", "code": 503}, status=503)
         ws = web.WebSocketResponse(max_msg_size=1024)
         await ws.prepare(request)
         self._watched_by.add(ws)
@@ -239,8 +253,8 @@ class ClusterHttp:
 
     async def watch(self, base: str) -> int | None:
         """Hold a watch on the instance at HTTP base URL `base` until it closes: its close code (1001: it
-        stopped), or None when the connection dropped without one or could not be opened (it may be dead:
-        the caller looks). Raises nothing but cancellation."""
+        stops; also when it refused the watch for that, 503), or None when the connection dropped without
+        one or could not be opened (it may be dead: the caller looks). Raises nothing but cancellation."""
         client = self._session()
         headers = {FORWARDED: sign(self.secret, self.instance_id, "GET", WATCH, self.clock())}
         try:
@@ -252,6 +266,8 @@ class ClusterHttp:
                     pass
                 closed_clean = ws.close_code not in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE)
                 return ws.close_code if closed_clean else None
+        except aiohttp.WSServerHandshakeError as exc:
+            return int(aiohttp.WSCloseCode.GOING_AWAY) if exc.status == 503 else None
         except (aiohttp.ClientError, OSError, TimeoutError):
             return None
 

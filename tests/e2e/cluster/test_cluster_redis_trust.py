@@ -31,7 +31,7 @@ from aiohttp import web
 from gateway.cluster import ClusterNode
 from gateway.cluster.sessions import SessionOwners
 from gateway.identity.throttle import LoginThrottle
-from gateway.signaling.cluster_http import FORWARDED, USER, sign, verify
+from gateway.signaling.cluster_http import FORWARDED, USER, WATCH, sign, verify
 from peers.ports import free_port
 from peers.web_user import WebUser, WebUserError
 from tests.cluster.test_cluster_state import settings as node_settings
@@ -51,6 +51,8 @@ class Capture:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if request.path == WATCH:  # the instances' watch on every live one (cluster/peer_watch.py), not
+            return web.Response(status=404)  # a forward: refused as an instance without watches would
         self.requests.append((request.method, request.path_qs, dict(request.headers), body))
         return web.json_response({"state": "answered", "from": "capture"})
 
