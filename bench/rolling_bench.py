@@ -38,13 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from takeover_bench import PBX_HOST, loadavg, mappings, page_address, percentile  # noqa: E402
+from takeover_bench import loadavg, page_address, percentile, stage  # noqa: E402
 
 from peers.demo import ALICE_SECRET  # noqa: E402
-from peers.haproxy import running_haproxy  # noqa: E402
-from peers.kamailio_edge import running_edge  # noqa: E402
-from peers.redis import running_redis  # noqa: E402
-from peers.sipp import Sipp  # noqa: E402
 
 SAMPLE = 0.02  # s between a page's looks at its tone
 LOST_AFTER = 15.0  # s without its tone: the call is counted lost
@@ -187,32 +183,13 @@ async def pages_main(count: int, front: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from tests.e2e.cluster.cluster_procs import process_cluster
-
     workdir = Path(tempfile.mkdtemp(prefix="rolling-bench-"))
     print(f"rolling upgrade bench: {args.calls} calls, three instances drained in turn")
     print(f"loadavg before: {loadavg()}")
-    sipp = Sipp(
-        workdir, "uas_rolling", host=PBX_HOST, port=5060, calls=args.calls, rtp_echo=True, auto_answer=True,
-        timeout=900,
-    )  # fmt: skip
-    async with sipp:
-        with running_redis(workdir) as redis:
-            found = mappings(
-                redis.url, sipp.address, argparse.Namespace(calls=args.calls, heartbeat=0.5, lease=2.0)
-            )
-            gateways = [(m["sip"]["listen"][0]["host"], m["sip"]["listen"][0]["port"]) for m in found]
-            with running_edge(workdir, gateways) as edge:
-                for mapping in found:
-                    mapping["pbx"]["outbound_proxy"] = edge.address
-                    mapping["pbx"]["domain"] = PBX_HOST
-                async with process_cluster(workdir, found) as instances:
-                    https = [g.http_address for g in instances]
-                    with running_haproxy(workdir / "haproxy", https) as front:
-                        results, steps = await roll(args, instances, front.url)
-                    print(f"loadavg after: {loadavg()}")
-        outcome = await sipp.stop()
-    report(args, results, steps, outcome)
+    timing = argparse.Namespace(calls=args.calls, heartbeat=0.5, lease=2.0)
+    async with stage(workdir, "uas_rolling", timing, 900) as on:
+        results, steps = await roll(args, on.instances, on.front)
+    report(args, results, steps, on.outcome)
     return 0
 
 

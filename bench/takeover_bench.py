@@ -29,12 +29,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -196,16 +198,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main(args: argparse.Namespace) -> int:
+@dataclasses.dataclass
+class Stage:
+    """What `stage` set up: the three instances, HAProxy's URL; the PBX's sipp outcome once it is over."""
+
+    instances: list[Any]
+    front: str
+    outcome: Any = None
+
+
+@contextlib.asynccontextmanager
+async def stage(
+    workdir: Path, scenario: str, args: argparse.Namespace, timeout: float
+) -> AsyncIterator[Stage]:
+    """Redis, three instances as processes with the Kamailio edge as their outbound proxy, HAProxy in
+    front, and sipp as the PBX (``scenario``, `-rtp_echo`) for ``args.calls`` calls (this bench's and
+    bench/rolling_bench.py's). The sipp outcome is on the stage once the block and the cluster are over."""
     from tests.e2e.cluster.cluster_procs import process_cluster
 
-    workdir = Path(tempfile.mkdtemp(prefix="takeover-bench-"))
-    print(f"takeover bench: {args.calls} calls, lease {args.lease:g} s, heartbeat {args.heartbeat:g} s")
-    print(f"loadavg before: {loadavg()}")
     # the PBX on a loopback address of its own, port 5060: the Request-URI the edge relays by (sip:2000@host)
     sipp = Sipp(
-        workdir, "uas_takeover", host=PBX_HOST, port=5060, calls=args.calls, rtp_echo=True, auto_answer=True,
-        timeout=300,
+        workdir, scenario, host=PBX_HOST, port=5060, calls=args.calls, rtp_echo=True, auto_answer=True,
+        timeout=timeout,
     )  # fmt: skip
     async with sipp:
         with running_redis(workdir) as redis:
@@ -215,13 +229,22 @@ async def main(args: argparse.Namespace) -> int:
                 for mapping in found:  # calls to the PBX through the edge: record-routed (docs/deploy.md)
                     mapping["pbx"]["outbound_proxy"] = edge.address
                     mapping["pbx"]["domain"] = PBX_HOST  # the Request-URI's host, port 5060
-                async with process_cluster(workdir, found) as (gw1, gw2, gw3):
-                    https = [g.http_address for g in (gw1, gw2, gw3)]
+                async with process_cluster(workdir, found) as instances:
+                    https = [g.http_address for g in instances]
                     with running_haproxy(workdir / "haproxy", https) as front:
-                        result = await run_pages(args, gw1, front.url)
+                        on = Stage(instances, front.url)
+                        yield on
                     print(f"loadavg after: {loadavg()}")
-        outcome = await sipp.stop()
-    report(args, result, outcome)
+        on.outcome = await sipp.stop()
+
+
+async def main(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="takeover-bench-"))
+    print(f"takeover bench: {args.calls} calls, lease {args.lease:g} s, heartbeat {args.heartbeat:g} s")
+    print(f"loadavg before: {loadavg()}")
+    async with stage(workdir, "uas_takeover", args, 300) as on:
+        result = await run_pages(args, on.instances[0], on.front)
+    report(args, result, on.outcome)
     return 0
 
 
