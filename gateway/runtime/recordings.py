@@ -98,6 +98,7 @@ class _Call:
     siprec: _Siprec | None = None
     siprec_state: str | None = None  # the last session's, once it ended
     starts: int = 0  # recordings started (each a file): recording.max_per_call
+    user: str | None = None  # the web user carrying the call when answered: recording.max_per_user
 
 
 class Recordings:
@@ -141,12 +142,12 @@ class Recordings:
         section = self.section
         if call.starts >= section.max_per_call:
             self._refuse("call_cap", runtime, f"call {runtime.call_id!r} has made its {section.max_per_call} recordings (recording.max_per_call)", 429, "too_many_recordings")  # fmt: skip
-        user = _web_user(runtime)
+        user = call.user = call.user or _web_user(runtime)  # (a capturing call was admitted: it has one)
         if user is not None:
             recorded = sum(
-                1 for call_id, other in self._calls.items()
-                if call_id != runtime.call_id and other.recorder is not None and other.recorder.capturing
-                and _web_user(self._runtime_of(call_id)) == user
+                1 for other in self._calls.values()
+                if other is not call and other.user == user and other.recorder is not None
+                and other.recorder.capturing
             )  # fmt: skip
             if recorded >= section.max_per_user:
                 self._refuse("user_cap", runtime, f"{user} has {recorded} calls recorded already (recording.max_per_user)", 429, "too_many_recordings")  # fmt: skip
@@ -173,7 +174,7 @@ class Recordings:
     def answered(self, runtime: CallRuntime) -> None:
         """The call was answered: its mode; `always` starts now. Its session hears the state."""
         mode = self.mode_of(runtime)
-        call = self._calls[runtime.call_id] = _Call(mode)
+        call = self._calls[runtime.call_id] = _Call(mode, user=_web_user(runtime))
         if mode is RecordingMode.NEVER:
             return
         if mode is RecordingMode.ALWAYS:
