@@ -13,9 +13,9 @@ destination the user may call (403 otherwise), message-summary only for her own 
 
 Each subscription holds a dialog at the PBX, so a flow holds at most `max_per_flow` and a user at most
 `max_per_user` (sip.websocket.max_subscriptions_per_flow, _per_user; issue 67: 2,000 SUBSCRIBEs on one
-flow opened 2,003 dialogs at the PBX). A new SUBSCRIBE past either gets 403 "Too Many Subscriptions"
-with a Warning (399) naming the cap, as a REGISTER past the bindings cap does (registrar.py: only fewer
-subscriptions help, a retry would not); refreshes always pass. A subscription's slot is the entry it
+flow opened 2,003 dialogs at the PBX). A new SUBSCRIBE past either gets 503 "Too Many Subscriptions"
+with Retry-After (RETRY_AFTER s: a slot frees when one of the others ends, so a later try may pass) and
+a Warning (399) naming the cap; refreshes always pass. A subscription's slot is the entry it
 keeps while it lives: whatever ends it (unsubscribe, expiry, its flow closing, the PBX) frees it.
 """
 
@@ -25,6 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from gateway.identity import WebUser
 from gateway.identity.policy import may_call
@@ -43,6 +44,7 @@ from sipcore.syntax.uri import URI, SipURI
 __all__ = ["SubscriptionRelay"]
 
 logger = logging.getLogger(__name__)
+RETRY_AFTER: Final = 60  # s a SUBSCRIBE past a cap is told to wait (RFC 3261 §20.33)
 
 PACKAGES = {"dialog": DIALOG_INFO, "message-summary": MESSAGE_SUMMARY}
 MAX_EXPIRES = 3600
@@ -116,7 +118,8 @@ class SubscriptionRelay:
         flow = Flow(incoming.source.transport.name, incoming.source.address)
         cap = self._cap_reached(user.id, flow)
         if cap is not None:
-            incoming.reply(403, "Too Many Subscriptions", headers=(("Warning", warning_value(399, cap)),))
+            headers = (("Retry-After", str(RETRY_AFTER)), ("Warning", warning_value(399, cap)))
+            incoming.reply(503, "Too Many Subscriptions", headers=headers)
             logger.warning("%s's library SUBSCRIBE from %s refused: %s", user.id, incoming.source, cap)
             return
         expires = self._expires(request.headers.get("Expires"))

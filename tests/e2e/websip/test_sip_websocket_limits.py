@@ -3,7 +3,7 @@ running gateway: a flow with no successful digest within sip.websocket.auth_time
 (keep-alives and unauthenticated OPTIONS do not count), an authenticated one stays; flows awaiting
 authentication are capped per address as `/ws` sockets awaiting login are (then 429); a REGISTER past
 sip.websocket.max_bindings_per_user gets 403 Too Many Bindings with a Warning, and the 200 OK stays
-small; a SUBSCRIBE past max_subscriptions_per_flow or _per_user gets 403 Too Many Subscriptions and
+small; a SUBSCRIBE past max_subscriptions_per_flow or _per_user gets 503 Too Many Subscriptions and
 opens nothing at the PBX (issue 67 item 16)."""
 
 from __future__ import annotations
@@ -199,9 +199,9 @@ def pbx_subscriptions(pbx: Sipp) -> set[str]:
     return set(found)
 
 
-async def test_subscriptions_are_capped_per_flow_and_per_user_with_403(tmp_path: Path) -> None:
+async def test_subscriptions_are_capped_per_flow_and_per_user_with_503(tmp_path: Path) -> None:
     """max_subscriptions_per_flow 2, _per_user 3: a flow's third SUBSCRIBE, and the user's fourth on
-    another flow, get 403 Too Many Subscriptions with a Warning naming the cap and open nothing at the
+    another flow, get 503 Too Many Subscriptions with Retry-After with a Warning naming the cap and open nothing at the
     PBX (before issue 67 item 16, 2,000 SUBSCRIBEs on one flow opened 2,003 dialogs there); an
     unsubscribe and a closed flow give their slots back."""
     require_binary("sipp")
@@ -219,11 +219,13 @@ async def test_subscriptions_are_capped_per_flow_and_per_user_with_403(tmp_path:
             for _ in range(2):
                 assert (final := await first.subscribe()).startswith("SIP/2.0 200 "), final
             refused = await first.subscribe()
-            assert refused.startswith("SIP/2.0 403 Too Many Subscriptions\r\n"), refused
+            assert refused.startswith("SIP/2.0 503 Too Many Subscriptions\r\n"), refused
+            assert re.search(r"^Retry-After: 60\r?$", refused, re.M), refused
             assert re.search(r'^Warning: 399 \S+ "at most 2 subscriptions per flow', refused, re.M), refused
             assert (final := await second.subscribe()).startswith("SIP/2.0 200 "), final
             refused = await second.subscribe()
-            assert refused.startswith("SIP/2.0 403 Too Many Subscriptions\r\n"), refused
+            assert refused.startswith("SIP/2.0 503 Too Many Subscriptions\r\n"), refused
+            assert re.search(r"^Retry-After: 60\r?$", refused, re.M), refused
             assert re.search(r'^Warning: 399 \S+ "at most 3 subscriptions per user', refused, re.M), refused
             await wait_until(lambda: len(pbx_subscriptions(pbx)) == 3, timeout=10)
 
