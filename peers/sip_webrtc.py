@@ -117,6 +117,8 @@ class SipWebRtcPeer:
         self._restart: InPlaceRestart | None = None  # ICE restarts in place of its aioice connection
         self._remote_ufrag: str | None = None  # the far end's ICE ufrag now
         self._local_ice: tuple[str, str] | None = None  # our ICE ufrag and pwd since the last restart
+        self._offers = 0  # re-offers of ours (reinvite)
+        self.offers_sent: list[str] = []  # their SDP, in order
 
     # --- set-up ------------------------------------------------------------------------------------
     async def __aenter__(self) -> SipWebRtcPeer:
@@ -436,6 +438,38 @@ class SipWebRtcPeer:
         )
         self.infos_sent += 1
         return await self._transaction(request, addr)
+
+    async def reinvite(self, direction: str) -> Response:
+        """A re-offer of ours in the dialog, as a WebRTC PBX holds and resumes (RFC 3264 §8.4:
+        ``sendonly`` or ``inactive`` to hold, ``sendrecv`` to resume): our description with that
+        direction, its o= version raised past any we sent, the same ICE credentials and DTLS role (no
+        new session: RFC 8842 §5.5); the 2xx is ACKed and returned (its answer is not applied: aiortc
+        renegotiates nothing, and the media goes on over the same association)."""
+        assert self.endpoint is not None
+        local = self.media.pc.localDescription.sdp
+        if self._local_ice is not None:
+            ufrag, pwd = self._local_ice
+            local = re.sub(r"(?m)^a=ice-ufrag:\S+", f"a=ice-ufrag:{ufrag}", local)
+            local = re.sub(r"(?m)^a=ice-pwd:\S+", f"a=ice-pwd:{pwd}", local)
+        self._offers += 1
+        version = 100 + self._offers  # above the re-answers' (len(self.reinvites))
+        local = re.sub(r"(?m)^(o=\S+ \S+ )(\d+)", lambda m: f"{m[1]}{int(m[2]) + version}", local)
+        local = re.sub(r"(?m)^a=(sendrecv|sendonly|recvonly|inactive)\r?$", f"a={direction}\r", local)
+        request, addr = self._in_dialog(
+            "INVITE", local.encode(), "application/sdp", (("Contact", str(self.endpoint.contact())),)
+        )
+        self.offers_sent.append(local)
+        final = await self._transaction(request, addr)
+        if 200 <= final.status < 300:
+            local_tag, remote = self._dialog.get("local"), self._dialog.get("remote_addr")
+            target = self._dialog.get("target")
+            assert isinstance(local_tag, NameAddr) and isinstance(remote, NameAddr) and final.to is not None
+            ack = build_request(
+                "ACK", target if isinstance(target, SipURI) else remote.uri, endpoint=self.endpoint,
+                from_=local_tag, to=final.to, call_id=str(self._dialog["call_id"]), cseq=self._cseq,
+            )  # fmt: skip
+            self._send(ack, addr)
+        return final
 
     async def _add_trickled(self, body: str) -> None:
         fragment = sdp.decode_sdpfrag(body)

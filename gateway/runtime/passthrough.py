@@ -11,8 +11,10 @@ a pass-through call is the two ends' own). What needs a media leg of the gateway
 leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`. A re-offer
 of the SIP side's that changes the ICE session or the DTLS association (a WebRTC far end restarting ICE;
 in a peer-to-peer web-to-web call, the other page's ICE restart or new connection) goes to the browser
-as it is (`reoffer_web_for_sip`), its answer into the 200; any other (a refresh, a hold) is answered at
-once with the browser's description (`update_from_sip`). When the
+as it is (`reoffer_web_for_sip`), its answer into the 200, and so does one that holds or resumes the call
+(a=sendonly/inactive, then sendrecv: the browser answers recvonly and stops sending, RFC 3264 §8.4); any
+other (a refresh) is answered at once with the browser's description, in the direction the offer allows
+(`update_from_sip`). When the
 instance dies the media flows end to end and outlives it: a survivor takes the signaling over
 (`handover`, `resume_sip`: runtime/continuity/takeover.py).
 
@@ -30,8 +32,9 @@ INFO once the ACK confirmed the dialog (the runtime holds them until then).
 This module owns the pass-through kind of `CallMedia`; it imports `sdp` and the media package's errors
 and types only.
 
-Not yet: a hold that mutes anything: a hold or resume re-INVITE carries the browser's description with
-the direction changed, but the media itself flows between the two ends whatever the gateway says.
+Not yet: the web user's own hold muting anything: our hold or resume re-INVITE carries the browser's
+description with the direction changed, but the browser's media flows to the far end whatever the
+gateway says.
 """
 
 from __future__ import annotations
@@ -62,6 +65,27 @@ _ORIGIN = re.compile(r"^o=[^\r\n]*", re.MULTILINE)
 
 
 Transport = tuple[str | None, str | None, frozenset[str]]  # ICE ufrag, pwd; DTLS fingerprints
+
+
+def _holds(description: sdp.SessionDescription) -> bool:
+    """Whether an offer puts its receiver on hold: no active stream of it receives (RFC 3264 §8.4)."""
+    active = [i for i, media in enumerate(description.media) if media.port != 0]
+    return bool(active) and not any(description.effective_direction(i).receives for i in active)
+
+
+def _answering(description: str, offered: sdp.Direction | None, held: bool) -> str:
+    """``description`` (the browser's) as an answer to an offer of direction ``offered`` (None: as it
+    is): each direction line kept to what that offer allows (RFC 3264 §6.1: sendonly is answered
+    recvonly or inactive), and receiving nothing while the web user holds (§8.4: sendrecv -> sendonly,
+    recvonly -> inactive)."""
+
+    def direction(match: re.Match[str]) -> str:
+        value = sdp.Direction(match[1])
+        if offered is not None:
+            value = value.limited_to(offered.reversed())
+        return f"a={value.on_hold().value if held else value.value}"
+
+    return _DIRECTION.sub(direction, description)
 
 
 def _transport(description: sdp.SessionDescription) -> Transport | None:
@@ -110,6 +134,7 @@ class PassthroughMedia:
         self._reoffer: str | None = None
         self._held = False  # our last re-INVITE that the SIP side took held it (reoffer_to_sip)
         self._hold_asked: bool | None = None  # what the re-INVITE out asks for
+        self._sip_held = False  # the SIP side's last offer held us: no stream of it receives (§8.4)
         # RFC 3264 §8: every description we send the SIP side keeps the first one's o= line (username,
         # session id, address) with its version raised at each offer: a browser's new RTCPeerConnection
         # (a reattach) has an o= of its own
@@ -190,15 +215,22 @@ class PassthroughMedia:
         self._reoffer, self._hold_asked = None, None
 
     async def update_from_sip(self, sip_offer: str) -> str:
-        """A re-INVITE or UPDATE from the SIP side (a session refresh): the browser's description again
-        as an answer, with the DTLS role it took (a=setup:active/passive, never actpass in an answer,
-        RFC 5763 §5); a change of media the browser never saw is not negotiated with it (not yet)."""
+        """A re-INVITE or UPDATE from the SIP side that the browser is not asked about (a session
+        refresh; an early UPDATE; any re-offer to an HTTP API client, which only ever offers): the
+        browser's description again as an answer, with the DTLS role it took (a=setup:active/passive,
+        never actpass in an answer, RFC 5763 §5) and the direction that offer allows (a hold is answered
+        recvonly, RFC 3264 §6.1, though only the browser could stop its media); a change of media the
+        browser never saw is not negotiated with it."""
         if self._web_offer is None:
             raise PassthroughError("no browser description to answer with")
+        offered: sdp.Direction | None = None
         with contextlib.suppress(sdp.SdpError):
-            self._sip_transport = _transport(sdp.parse(sip_offer))
+            description = sdp.parse(sip_offer)
+            self._sip_transport, self._sip_held = _transport(description), _holds(description)
+            active = [i for i, media in enumerate(description.media) if media.port != 0]
+            offered = description.effective_direction(active[0]) if active else None
         answer = _SETUP.sub(f"a=setup:{self._browser_setup}", self._web_offer)
-        return self._stamped(_DIRECTION.sub("a=sendonly", answer) if self._held else answer, offer=False)
+        return self._stamped(_answering(answer, offered, self._held), offer=False)
 
     async def offer_to_web(self, sip_offer: str | None, family: str | None = None) -> str:
         """A call to the web user: the SIP side's WebRTC offer goes to the browser as it is (the driver
@@ -207,7 +239,7 @@ class PassthroughMedia:
             raise PassthroughError("an INVITE without an offer cannot be passed through")
         description = sdp.parse(sip_offer)
         self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
-        self._sip_transport = _transport(description)
+        self._sip_transport, self._sip_held = _transport(description), _holds(description)
         logger.info("call=%s media pass-through: the SIP side's offer goes to the browser", self.call_id)
         return sip_offer
 
@@ -239,16 +271,20 @@ class PassthroughMedia:
     async def reoffer_web_for_sip(self, plain_offer: str) -> str | None:
         """The SIP side's re-offer, for the browser as it is when it changes the ICE session or the DTLS
         association (new ICE credentials: an ICE restart, RFC 8839 §4.4.1.1.1; a new fingerprint: a new
-        association, RFC 8842 §5): the media is the browser's with the far end, and only the browser can
-        take that (a peer-to-peer call's other page renewing its connection, a WebRTC far end restarting
-        ICE). None for any other re-offer (a session refresh, a hold): answered at once (update_from_sip)."""
-        seen = _transport(sdp.parse(plain_offer))
-        if self._web_offer is None or seen is None or self._sip_transport in (None, seen):
+        association, RFC 8842 §5), or holds or resumes the call (a=sendonly/inactive, then a=sendrecv:
+        RFC 3264 §8.4): the media is the browser's with the far end, and only the browser can take that
+        (a peer-to-peer call's other page renewing its connection, a WebRTC far end restarting ICE or
+        putting the call on hold: the browser's answer says recvonly and it stops sending). None for any
+        other re-offer (a session refresh): answered at once (update_from_sip)."""
+        description = sdp.parse(plain_offer)
+        seen, holds = _transport(description), _holds(description)
+        if self._web_offer is None or seen is None:
+            return None
+        if self._sip_transport in (None, seen) and holds == self._sip_held:
             return None
         self._sip_reoffer = (plain_offer, seen)
-        logger.info(
-            "call=%s media pass-through: the SIP side's new ICE or DTLS goes to the browser", self.call_id
-        )
+        what = "new ICE or DTLS" if self._sip_transport not in (None, seen) else "hold" if holds else "resume"
+        logger.info("call=%s media pass-through: the SIP side's %s goes to the browser", self.call_id, what)
         return plain_offer
 
     async def reanswer_from_web(self, web_answer: str) -> str | None:
@@ -258,10 +294,10 @@ class PassthroughMedia:
         offer, seen = self._sip_reoffer
         self._sip_reoffer = None
         self._take_web_answer(web_answer)
-        self._sip_transport = seen
-        self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(sdp.parse(offer).media))
-        answer = _DIRECTION.sub("a=sendonly", web_answer) if self._held else web_answer
-        return self._stamped(answer, offer=True)
+        description = sdp.parse(offer)
+        self._sip_transport, self._sip_held = seen, _holds(description)
+        self._sip_mids = tuple(m.mid or str(i) for i, m in enumerate(description.media))
+        return self._stamped(_answering(web_answer, None, self._held), offer=True)
 
     async def cancel_web_reoffer(self) -> None:
         self._sip_reoffer = None
@@ -316,8 +352,8 @@ class PassthroughMedia:
     def handover(self) -> dict[str, Any] | None:
         """What a survivor needs to carry the call's signaling on when this instance dies (issue 34): the
         browser's description (which the media still flows by, end to end: it outlives this instance),
-        the mids of both sides, the DTLS role the browser took, the hold, and the o= line of the
-        session we speak to the SIP side in. None while a change is under way (a re-INVITE out)."""
+        the mids of both sides, the DTLS role the browser took, the holds (ours and the SIP side's), and
+        the o= line of the session we speak to the SIP side in. None while a change is under way (a re-INVITE out)."""
         if self._web_offer is None or self._reoffer is not None or self._before_reoffer is not None:
             return None
         if self._sip_reoffer is not None:
@@ -329,6 +365,7 @@ class PassthroughMedia:
             "sip_mids": list(self._sip_mids),
             "browser_setup": self._browser_setup,
             "held": self._held,
+            "sip_held": self._sip_held,
             "origin": None if self._origin is None else str(self._origin),
         }
 
@@ -343,7 +380,7 @@ class PassthroughMedia:
             web_mids = tuple(str(m) for m in data["web_mids"])
             sip_mids = tuple(str(m) for m in data["sip_mids"])
             origin = sdp.Origin.parse(str(data["origin"])) if data.get("origin") else None
-            held = bool(data["held"])
+            held, sip_held = bool(data["held"]), bool(data.get("sip_held", False))  # (older: none)
             description = sdp.parse(web)
         except (KeyError, TypeError, ValueError, sdp.SdpError) as exc:
             raise PassthroughError(f"the pass-through handover cannot be read: {exc}") from None
@@ -351,6 +388,7 @@ class PassthroughMedia:
             raise PassthroughError(f"the pass-through handover's browser_setup: {setup!r}")
         self._web_offer, self._web_ice, self._web_mids = web, description.ice_for(0), web_mids
         self._sip_mids, self._browser_setup, self._held, self._origin = sip_mids, setup, held, origin
+        self._sip_held = sip_held
         offer = _SETUP.sub(f"a=setup:{setup}", web)
         offer = _DIRECTION.sub("a=sendonly", offer) if held else offer
         logger.info("call=%s media pass-through: taken over, the SIP side asked to send here", self.call_id)

@@ -342,3 +342,42 @@ async def test_what_a_passthrough_call_cannot_do() -> None:
         media.send_dtmf("5", "sip")
     await media.close()
     assert media.closed
+
+
+async def test_the_sip_sides_hold_and_resume_go_to_the_browser_and_a_refresh_does_not() -> None:
+    """Issue 68 item 4: a re-offer of the SIP side's that holds the call (a=sendonly or inactive, RFC 3264
+    §8.4) or resumes it goes to the browser, whose answer (recvonly, then sendrecv) goes into the 200; a
+    refresh of the same hold is answered at once, with the direction the offer allows; and the web
+    user's own hold on top makes that answer inactive."""
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    hold = AIORTC_ANSWER.replace("a=sendrecv", "a=sendonly")
+    assert await media.reoffer_web_for_sip(hold) == hold
+    recvonly = CHROMIUM_ANSWER.replace("a=sendrecv", "a=recvonly")
+    sent = await media.reanswer_from_web(recvonly)
+    assert sent is not None and sdp.parse(sent).direction_for(0) is sdp.Direction.RECVONLY
+    assert await media.reoffer_web_for_sip(hold) is None  # the same hold again: a refresh
+    refreshed = sdp.parse(await media.update_from_sip(hold))
+    assert refreshed.direction_for(0) is sdp.Direction.RECVONLY
+    await media.reoffer_to_sip(True)
+    await media.answer_to_reoffer(AIORTC_ANSWER.replace("a=sendrecv", "a=inactive"))
+    both = sdp.parse(await media.update_from_sip(hold.replace("a=sendonly", "a=inactive")))
+    assert both.direction_for(0) is sdp.Direction.INACTIVE
+    data = media.handover()
+    assert data is not None and (data["held"], data["sip_held"]) == (True, True)
+    resume = AIORTC_ANSWER
+    assert await media.reoffer_web_for_sip(resume) == resume  # the SIP side resumes
+    sent = await media.reanswer_from_web(CHROMIUM_ANSWER)
+    assert sent is not None and sdp.parse(sent).direction_for(0) is sdp.Direction.SENDONLY  # ours holds
+
+
+async def test_a_hold_the_browser_is_not_asked_about_is_answered_recvonly() -> None:
+    """An HTTP API client is never offered again: the SIP side's hold is answered at once with its
+    description, recvonly (RFC 3264 §6.1: a sendonly offer is never answered sendrecv)."""
+    media = PassthroughMedia("c1", Infos())
+    await media.offer_to_sip(CHROMIUM)
+    await media.answer_from_sip(AIORTC_ANSWER)
+    answer = sdp.parse(await media.update_from_sip(AIORTC_ANSWER.replace("a=sendrecv", "a=sendonly")))
+    assert answer.direction_for(0) is sdp.Direction.RECVONLY
+    assert sdp.parse(await media.update_from_sip(AIORTC_ANSWER)).direction_for(0) is sdp.Direction.SENDRECV

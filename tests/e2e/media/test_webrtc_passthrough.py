@@ -70,6 +70,16 @@ async def peer_connected(peer: SipWebRtcPeer) -> None:
         raise AssertionError(f"{exc}; the INFO bodies it got, in order: {peer.infos_received}") from None
 
 
+async def page_talks_to_7001(page: Page, base: str, peer: SipWebRtcPeer) -> None:
+    """The page at ``base`` calls 7001, the peer answers, and the page hears its 440 Hz tone."""
+    await page_calls_7001(page, base)
+    await peer.wait_for_call()
+    await peer.answer()
+    await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+    await peer_connected(peer)
+    await expect_page_hears(page, 440)
+
+
 async def expect_peer_hears_the_beep(peer: SipWebRtcPeer, tmp_path: Path, within: float = 8.0) -> None:
     """At least two of Chromium's fake-microphone beeps (one every 500 ms) in what the peer received,
     polled: the aiortc peer decodes in the test's process, late when the machine is loaded."""
@@ -281,12 +291,7 @@ async def test_a_page_reload_keeps_the_pass_through_call(
         chromium_page() as page,
     ):
         page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-        await page_calls_7001(page, gateway.http_url)
-        await peer.wait_for_call()
-        await peer.answer()
-        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-        await peer_connected(peer)
-        await expect_page_hears(page, 440)
+        await page_talks_to_7001(page, gateway.http_url, peer)
 
         await page.reload()
         await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
@@ -616,3 +621,61 @@ async def test_plain_rtp_caller_on_a_passthrough_route_is_terminated(tmp_path: P
                 await alice.wait_for("ended", call_id=ringing["call_id"])
             finally:
                 await browser.close()
+
+
+# The page's call: the direction of its first m-line in each description.
+DIRECTIONS = """() => {
+    const pc = window.softphone.call && window.softphone.call.pc;
+    const dir = (d) => { const m = d ? /^a=(sendrecv|sendonly|recvonly|inactive)/m.exec(d.sdp) : null; return m ? m[1] : null; };
+    return pc ? { local: dir(pc.localDescription), remote: dir(pc.remoteDescription) } : null;
+}"""
+
+
+async def audio_stalls(peer: SipWebRtcPeer, within: float = 8.0) -> None:
+    """What the peer receives stops: a second in which less than 0.2 s of audio came (polled)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    marks: list[tuple[float, int]] = []
+    while loop.time() < deadline:
+        now, size = loop.time(), len(peer.media.pcm)
+        marks.append((now, size))
+        earlier = [s for t, s in marks if now - t >= 1.0]
+        if earlier and size - earlier[-1] < 0.2 * RATE:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the peer still receives audio: {marks[-1][1] - marks[0][1]} samples")
+
+
+async def test_the_webrtc_sip_peer_holds_and_resumes_a_pass_through_call(tmp_path: Path) -> None:
+    """Issue 68 item 4: the SIP side (a WebRTC PBX) holds the pass-through call with a re-INVITE saying
+    a=sendonly: the offer reaches the page, whose answer (recvonly) goes into the 200, so Chromium stops
+    sending and the page shows the call held by the other side; its resume (a=sendrecv) is answered
+    sendrecv and the audio flows both ways again. Before, the 200 said sendrecv at once (the browser's
+    old description) and nothing was held."""
+    media = {"rtp_ports": {"start": free_range()}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        await page_talks_to_7001(page, gateway.http_url, peer)
+        await expect_peer_hears_the_beep(peer, tmp_path)
+
+        held = await peer.reinvite("sendonly")
+        assert held.status == 200, held
+        assert sdp.parse(held.body.decode()).direction_for(0) is sdp.Direction.RECVONLY, held.body.decode()
+        await expect(page.locator("#call-state")).to_have_text("Held by the other side", timeout=10000)
+        assert await page.evaluate(DIRECTIONS) == {"local": "recvonly", "remote": "sendonly"}
+        await audio_stalls(peer)  # Chromium sends nothing to the holder
+        assert gateway.driver.calls == 1 and gateway.ports.held == frozenset()
+
+        resumed = await peer.reinvite("sendrecv")
+        assert resumed.status == 200, resumed
+        assert sdp.parse(resumed.body.decode()).direction_for(0) is sdp.Direction.SENDRECV
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=10000)
+        assert await page.evaluate(DIRECTIONS) == {"local": "sendrecv", "remote": "sendrecv"}
+        peer.media.clear()
+        await expect_peer_hears_the_beep(peer, tmp_path)
+        await expect_page_hears(page, 440)
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
