@@ -9,6 +9,7 @@ PyAV, WAV reading, and a plain RTP peer.
   the same ones aiortc's ``codecs/g711.py`` uses.
 * ``encode_tone(freq, codec)``: one second of a tone encoded once (PCMU or Opus), to loop over.
 * ``read_wav(path)``, ``wait_for_tone(source, freq)``: a phone's recording; a tone in a peer's last second.
+* ``G722``: G.722 through PyAV (FFmpeg's g722) at 16 kHz: wideband, under RTP's 8000 Hz clock.
 * ``RtpTonePeer``: a plain RTP (PCMU, PT 0) peer on 127.0.0.1 that sends a tone paced every 20 ms with
   consecutive sequence numbers and timestamps, and records what it receives, decoded to PCM (or, with
   ``record=False`` for benchmarks, only counts it).
@@ -37,6 +38,7 @@ FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_SECONDS = 0.020
 PT_PCMU = 0
 PT_PCMA = 8
+PT_G722 = 9
 PT_G729 = 18
 
 
@@ -132,6 +134,14 @@ class G711:
         for frame in self._decoder.decode(Packet(data)):
             out.frombytes(bytes(frame.planes[0])[: 2 * frame.samples])
         return out
+
+
+class G722(G711):
+    """G.722 through PyAV (FFmpeg's ``g722``): int16 PCM at 16 kHz <-> 64 kbit/s, 160 bytes per 20 ms under
+    an RTP clock of 8000 Hz (RFC 3551 §4.5.2). One encoder and one decoder, as a phone has."""
+
+    def __init__(self) -> None:
+        super().__init__("g722", 16000)
 
 
 class G729:
@@ -241,6 +251,8 @@ class RtpTonePeer:
     """A tiny plain-RTP PCMU peer on 127.0.0.1: sends paced tones, records and decodes what it receives.
     ``payload_type`` 8 makes it a PCMA peer, 18 a G.729 one (``G729``, libbcg729).
 
+    ``payload_type`` 9 a G.722 one (``G722``: its tones and ``pcm`` are at 16 kHz, ``rate``).
+
     ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
     keeps every parsed RTP packet and ``sources`` the addresses they came from. ``srtp`` (e.g. a
     ``gateway.media.rtp.srtp.SdesSrtp`` with the peer's key as ``ours``) makes it an SRTP phone: RTP is
@@ -265,8 +277,11 @@ class RtpTonePeer:
         self._codec: G711 | G729 = (
             G729()
             if payload_type == PT_G729
+            else G722()
+            if payload_type == PT_G722
             else G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
         )
+        self.rate = self._codec.rate if isinstance(self._codec, G711) else RATE  # of tones and ``pcm``
         self._transport: asyncio.DatagramTransport | None = None
         self._phase = 0.0
         self.srtp: Any = (
@@ -293,13 +308,14 @@ class RtpTonePeer:
         return sum(1 for p in self.packets if p.payload_type == self.payload_type)
 
     def heard(self, freq: float, *, threshold: float = 0.5) -> bool:
-        return detect_tone(self.pcm, RATE, freq, threshold=threshold)
+        return detect_tone(self.pcm, self.rate, freq, threshold=threshold)
 
     def send_frame(
         self, samples: array.array[int], *, marker: bool = False, remote: tuple[str, int] | None = None
     ) -> None:
-        """Send one frame now with the next sequence number and timestamp."""
-        self.send_payload(self._codec.encode(samples), len(samples), marker=marker, remote=remote)
+        """Send one frame now with the next sequence number and timestamp (G.722: 8000 Hz ticks)."""
+        ticks = len(samples) * RATE // self.rate
+        self.send_payload(self._codec.encode(samples), ticks, marker=marker, remote=remote)
 
     def send_payload(
         self, payload: bytes, samples: int, *, marker: bool = False, remote: tuple[str, int] | None = None
@@ -326,11 +342,11 @@ class RtpTonePeer:
         self, freq: float, seconds: float, *, amplitude: int = 8000, remote: tuple[str, int] | None = None
     ) -> int:
         """Send a tone in 20 ms frames paced on the loop clock (no drift); returns the frames sent."""
-        step = 2 * math.pi * freq / RATE
+        step = 2 * math.pi * freq / self.rate
 
         def next_frame(index: int) -> bytes:
-            samples = sine(freq, RATE, FRAME_SECONDS, amplitude, self._phase)
-            self._phase = (self._phase + step * FRAME_SAMPLES) % (2 * math.pi)
+            samples = sine(freq, self.rate, FRAME_SECONDS, amplitude, self._phase)
+            self._phase = (self._phase + step * round(self.rate * FRAME_SECONDS)) % (2 * math.pi)
             return self._codec.encode(samples)
 
         return await self._send_paced(round(seconds / FRAME_SECONDS), next_frame, remote)

@@ -1,8 +1,9 @@
 """A stand-in for a browser tab: an aiortc peer on 127.0.0.1 that plays a tone and records what it hears.
 
-* ``ToneTrack``: 20 ms frames of a sine (8 kHz mono s16), paced on the loop clock; aiortc encodes them.
-* ``WebPeer``: one audio transceiver; what it hears is decoded by aiortc, resampled to 8 kHz mono and kept
-  in ``pcm``; raw payloads and telephone-events are tapped (``payloads``, ``events``) before decoding.
+* ``ToneTrack``: 20 ms frames of a sine (8 kHz mono s16, or ``rate``), paced on the loop clock; aiortc
+  encodes them.
+* ``WebPeer``: one audio transceiver; what it hears is decoded by aiortc, resampled to 8 kHz mono (or
+  ``rate``: 16000 for a wideband call) and kept in ``pcm``; raw payloads and telephone-events are tapped (``payloads``, ``events``) before decoding.
   With ``raw=True`` (benchmarks) it sends pre-encoded payloads (``play_raw``) and only counts what
   arrives, so that it costs as little CPU as possible.
   With ``chat=True`` it opens a data channel ``chat`` before its offer, as a page would: ``say`` writes
@@ -45,9 +46,10 @@ from peers.audio import RATE, detect_tone, encode_tone
 class ToneTrack(MediaStreamTrack):
     kind = "audio"
 
-    def __init__(self, freq: float, amplitude: int = 8000) -> None:
+    def __init__(self, freq: float, amplitude: int = 8000, rate: int = RATE) -> None:
         super().__init__()
         self.freq = freq
+        self.rate = rate
         self.amplitude = amplitude
         self.muted = False
         self._pts = 0
@@ -57,19 +59,20 @@ class ToneTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        due = self._start + self._pts / RATE
+        rate, size = self.rate, self.rate // 50  # 20 ms
+        due = self._start + self._pts / rate
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        step = 2 * math.pi * self.freq / RATE
+        step = 2 * math.pi * self.freq / rate
         amplitude = 0 if self.muted else self.amplitude
-        samples = array.array("h", (round(amplitude * math.sin(step * (self._pts + i))) for i in range(160)))
-        frame = AudioFrame(format="s16", layout="mono", samples=160)
+        samples = array.array("h", (round(amplitude * math.sin(step * (self._pts + i))) for i in range(size)))
+        frame = AudioFrame(format="s16", layout="mono", samples=size)
         frame.planes[0].update(samples.tobytes())
-        frame.sample_rate = RATE
+        frame.sample_rate = rate
         frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._pts += 160
+        frame.time_base = fractions.Fraction(1, rate)
+        self._pts += size
         return frame
 
 
@@ -105,18 +108,21 @@ class WebPeer:
         camera: bool = False,
         configuration: RTCConfiguration | None = None,
         addresses: tuple[str, ...] | None = ("127.0.0.1",),
+        rate: int = RATE,
     ) -> None:
         """``direction``: "recvonly" for a player (a WHEP client) that sends nothing; ``configuration``:
         the page's RTCConfiguration (ICE servers, ``iceTransportPolicy`` "relay"), none by default;
         ``addresses``: the host addresses it gathers on (a network namespace's own, in a benchmark; None:
-        the machine's own and 127.0.0.1: where a browser on this machine can reach it)."""
+        the machine's own and 127.0.0.1: where a browser on this machine can reach it); ``rate``: of the
+        tone it sends and of ``pcm`` (16000 hears and sends above 4 kHz: a wideband call)."""
         aiortc_hooks.register_telephone_event()
         self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.freq = freq
         self.codecs = codecs or ()
         self.raw = raw
         self.sent = self.received = 0
-        self.tone = ToneTrack(freq)
+        self.rate = rate
+        self.tone = ToneTrack(freq, rate=rate)
         self._packets = aiortc_hooks.PacketTrack(48000 if "opus" in self.codecs else RATE)
         self._tasks: list[asyncio.Task[None]] = []
         track: MediaStreamTrack = self._packets if raw else self.tone
@@ -141,7 +147,7 @@ class WebPeer:
         self.event_packets: list[AiortcRtpPacket] = []
         self._dtmf = DtmfReceiver(8000)
         self._reader: asyncio.Task[None] | None = None
-        self._resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
+        self._resampler = AudioResampler(format="s16", layout="mono", rate=rate)
         self.recording = True
         self.texts: list[str] = []
         self.camera = PatternTrack() if camera else None
@@ -331,8 +337,8 @@ class WebPeer:
         return self._packets.dropped
 
     def heard(self, freq: float, *, last: float | None = None, threshold: float = 0.5) -> bool:
-        data = self.pcm if last is None else self.pcm[-round(last * RATE) :]
-        return detect_tone(data, RATE, freq, threshold=threshold)
+        data = self.pcm if last is None else self.pcm[-round(last * self.rate) :]
+        return detect_tone(data, self.rate, freq, threshold=threshold)
 
     def clear(self) -> None:
         self.pcm = array.array("h")

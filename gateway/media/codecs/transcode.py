@@ -201,7 +201,13 @@ class Transcoder:
             )
         self._pending = bytearray()  # PCM at ``rate`` short of a whole 20 ms frame
         self._pts = 0
-        self._plc = G711Concealer() if self._decode_tables is not None else None
+        # G.711 concealed by Appendix I at 8 kHz; G.722 the same way on its 16 kHz signal (g711_plc)
+        self._plc: G711Concealer | None = None
+        if self._decode_tables is not None:
+            self._plc = G711Concealer()
+        elif self.source.ffmpeg == "g722" and self._decoder is not None:
+            self._plc = G711Concealer(self.source.sample_rate)
+        self._ahead: tuple[bytes, bytes] | None = None  # a G.722 payload decoded to end a gap, and its PCM
         self.decode_rate = source_rate  # of the decoded PCM
         self.last_samples = 0  # decoded from the last payload (or concealed)
 
@@ -217,6 +223,8 @@ class Transcoder:
                 pcm = self._opus.decode(payload)
             elif self._g729 is not None:
                 pcm = self._g729.decode(payload)
+            elif self._plc is not None:  # G.722: its PCM, remembered for the concealment
+                pcm = self._plc.good(self._decode_ahead(payload))
             else:
                 assert self._decoder is not None
                 pcm = self._decoder.decode(av.Packet(payload))
@@ -226,9 +234,18 @@ class Transcoder:
             logger.debug("transcoding %s -> %s failed: %s", self.source.name, self.target.name, exc)
             return []
 
+    def _decode_ahead(self, payload: bytes) -> bytes:
+        """A G.722 payload's PCM: the one ``conceal`` decoded already when it ended a gap (the decoder is
+        ADPCM: decoding it twice would move its state on twice), else decoded now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == payload:
+            return ahead[1]
+        assert self._decoder is not None
+        return b"".join(_pcm(frame) for frame in self._decoder.decode(av.Packet(payload)))
+
     @property
     def conceals(self) -> bool:
-        """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711, G.729)."""
+        """Whether ``conceal`` can fill lost frames (Opus through libopus, G.711, G.722, G.729)."""
         return self._opus is not None or self._plc is not None or self._g729 is not None
 
     def conceal(
@@ -238,8 +255,9 @@ class Transcoder:
         the frame (``copies[i]``, RFC 2198) when there is one, else from the in-band FEC of the next one's
         copy, or of ``following`` (the packet after them) for the last, libopus PLC when none carries FEC
         (or none is there); G.711 by ITU-T G.711
-        Appendix I (``g711_plc``); G.729 by its decoder's frame erasure (G.729 §4.4). Nothing when the
-        source cannot be concealed."""
+        Appendix I (``g711_plc``), G.722 the same way at 16 kHz, ``following`` decoded once (kept for the
+        ``transcode`` of it that comes next); G.729 by its decoder's frame erasure (G.729 §4.4). Nothing
+        when the source cannot be concealed."""
         if frames <= 0 or not self.conceals:
             return []
         samples = self._source_rate * FRAME_MS // 1000
@@ -259,8 +277,13 @@ class Transcoder:
             elif self._g729 is not None:
                 pcm = self._g729.conceal(samples * frames)
             else:
-                assert self._plc is not None and self._decode_tables is not None
-                after = self._decode_g711(following, self._decode_tables) if following else b""
+                assert self._plc is not None
+                after = b""
+                if following and self._decode_tables is not None:
+                    after = self._decode_g711(following, self._decode_tables)
+                elif following:
+                    after = self._decode_ahead(following)
+                    self._ahead = (following, after)
                 pcm = self._plc.conceal(samples * frames, after)
             return self._encode_decoded(pcm)
         except (av.FFmpegError, ValueError, OpusDecodeError, G729Error) as exc:

@@ -224,3 +224,46 @@ def test_telephone_events_between_audio_packets_are_neither_waited_for_nor_conce
         assert [p.payload_type for p in events] == [choice.SIP_EVENT.payload_type]
     audio, _ = path.feed(7, 4, 960 * 4, 111, False, packets[4], 0.08)
     assert out == [1, 1] and len(audio) == 1  # at once, nothing concealed
+
+
+def _g722_packets(signal: array.array[int]) -> list[bytes]:
+    """``signal`` (16 kHz) as 20 ms G.722 payloads, through FFmpeg's encoder as a desk phone sends them."""
+    encoder = CodecContext.create("g722", "w")
+    encoder.format, encoder.layout, encoder.sample_rate = "s16", "mono", 16000
+    encoder.time_base = fractions.Fraction(1, 16000)
+    out: list[bytes] = []
+    for index in range(len(signal) // 320):
+        frame = AudioFrame(format="s16", layout="mono", samples=320)
+        frame.planes[0].update(signal[320 * index : 320 * (index + 1)].tobytes())
+        frame.sample_rate, frame.pts = 16000, index * 320
+        out += [bytes(packet) for packet in encoder.encode(frame)]
+    return out
+
+
+def test_the_concealment_at_16_khz_continues_the_pitch_and_joins_the_next_frame() -> None:
+    signal = speechlike(16000, 0.2)
+    plc = G711Concealer(16000)
+    for i in range(5):
+        plc.good(signal[320 * i : 320 * (i + 1)].tobytes())
+    following = signal[2240:2560]  # frames 5 and 6 lost, 7 known
+    gap = _samples(plc.conceal(640, following.tobytes()))
+    real = signal[1600:2240]
+    assert len(gap) == 640 and 0.5 < rms(gap) / rms(real) < 1.5
+    assert _error(gap[:160], real[:160]) < rms(real[:160])  # the pitch went on: closer than silence
+    assert abs(gap[-1] - following[0]) < max(abs(b - a) for a, b in itertools.pairwise(signal[2200:2560]))
+
+
+def test_a_lost_g722_frame_is_concealed_at_16_khz_in_its_slot_on_the_way_to_opus() -> None:
+    """Issue 66 item 2: a G.722 phone's lost packet is filled from the speech around it (not left a gap
+    for the browser), and what fills it is 16 kHz speech like the real frame."""
+    signal = speechlike(16000, 0.4)
+    payloads = _g722_packets(signal)
+    path = _path({9: choice.known("G722")}, OPUS)
+    out = _feed(path, [(i, 160 * i, payloads[i], 0.02 * i) for i in range(20) if i != 10], 9)
+    assert len(out) >= 19  # (the Opus encoder may hold a frame back)
+    assert all((b[0] - a[0]) % 2**32 == 960 for a, b in itertools.pairwise(out))  # the slot is filled
+    decoder = OpusDecoder(16000)
+    decoded = [_samples(decoder.decode(payload)) for _, payload in out]
+    lost, real = decoded[10], signal[3200:3520]
+    assert 0.5 < rms(lost) / rms(real) < 1.5
+    assert path.stats().dropped == 0
