@@ -73,6 +73,7 @@ from gateway.media.fastlane.controller import FastLaneController
 from gateway.media.forward import MediaPath, same_codec
 from gateway.media.rtp.packet import RtpPacket
 from gateway.media.rtp.sip_leg import SipLeg
+from gateway.media.text.text_bridge import TextBridge
 from gateway.media.video.video_bridge import VideoBridge
 from gateway.media.watchdog import Watchdog
 from gateway.media.webrtc import ice_consent
@@ -139,6 +140,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._latency = LatencyMeter(enabled=settings.measure_latency, clock=settings.clock)
         # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
+        # Real-time text (RFC 4103 <-> RFC 8865, issue 68), carried by the web leg's data channel.
+        self.text = TextBridge(settings) if settings.realtime_text and settings.data_channel else None
         self._web_watchdog = Watchdog(
             settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
             quiet_after=settings.loss_detect, on_quiet=self._web_quiet, on_back=self._web_back,
@@ -589,6 +592,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._sip.close()
         if self.video is not None:
             self.video.close()
+        if self.text is not None:
+            self.text.close()
         await self._web.close()
 
 

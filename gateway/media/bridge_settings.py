@@ -68,6 +68,7 @@ class BridgeSettings:
     ice_timeout: float = 20.0
     web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
     data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
+    realtime_text: bool = True  # RFC 4103 text from the SIP side on a T.140 data channel (needs data_channel)
     opus_usedtx: bool = False  # usedtx=1 in our Opus fmtp to the browser (media.opus_usedtx)
     opus_red: str = "auto"  # RFC 2198 redundancy with the browser (media.opus_red: auto, on, off)
     include_loopback: bool = False

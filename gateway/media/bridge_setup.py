@@ -144,6 +144,8 @@ class SetupOffers(BridgeFields):
         if plain_offer is None:
             sip_codecs = [choice.known(name) for name in self.settings.sip_codecs]
             self._sip_family = family
+            if self.video is not None and not self.settings.offer_webrtc and self.video.offer_late():
+                self.video.attach(self._web)  # the browser's video answer makes our SIP offer's video
         else:
             offer = sdp.parse(plain_offer)
             index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
@@ -157,6 +159,8 @@ class SetupOffers(BridgeFields):
             self._sip_offer = offer
             if self.video is not None and await self.video.open_for_sip_offer(offer, family):
                 self.video.attach(self._web)  # the browser is offered the phone's video too
+            if self.text is not None and await self.text.open_for_sip_offer(offer, family):
+                self._web.open_t140(self.text.adopt)  # the phone's text on a T.140 data channel
         self._set_state(BridgeState.AWAITING_WEB_ANSWER)
         local = await self._web.create_offer(
             choice.web_preferences(sip_codecs, self.settings.web_codecs),
@@ -184,6 +188,11 @@ class SetupOffers(BridgeFields):
                 telephone_event=self.settings.telephone_event,
                 **self._sdes(),
             )
+            picture = await self.video.offer_section(answer, self._sip_family) if self.video else None
+            if picture is not None and self.video is not None:  # the browser's video, to the phone
+                self.video.index = len(description.media)
+                description = description.with_media([*description.media, picture])
+                self.video.apply_web(answer)
             plain = self._stamp_sip(description)
             self._reoffer = (plain, False)
             logger.info("call=%s late offer: our offer goes in the 200", self._call)
@@ -200,6 +209,10 @@ class SetupOffers(BridgeFields):
                 where = self.video.index  # the phone's video m-line: our answer mirrors its offer
                 plain = plain.with_media([picture if i == where else m for i, m in enumerate(plain.media)])
                 self.video.apply_web(answer)
+            typed = self.text.answer_sip_offer(sdp.Direction.SENDRECV) if self.text is not None else None
+            if typed is not None and self.text is not None and self.text.index is not None:
+                where = self.text.index  # the phone's m=text: our answer mirrors its offer
+                plain = plain.with_media([typed if i == where else m for i, m in enumerate(plain.media)])
             plain = self._stamp_sip(plain)
         self._set_state(BridgeState.ACTIVE)
         self._configure_paths()

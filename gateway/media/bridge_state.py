@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from gateway.media.codecs.codec_choice import LegCodecs
     from gateway.media.rtp.packet import RtpPacket
     from gateway.media.rtp.sip_leg import SipLeg
+    from gateway.media.text.text_bridge import TextBridge
     from gateway.media.video.video_bridge import VideoBridge
     from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 
@@ -69,6 +70,7 @@ class BridgeFields:
     if TYPE_CHECKING:
         settings: BridgeSettings
         video: VideoBridge | None
+        text: TextBridge | None
         _call: str
         _state: BridgeState
         _web: WebRtcLeg

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT_BYTES: Final = 8192  # as a SIP MESSAGE body in the call's dialog (gateway/sip/useragent/ua_calls.py)
 MAX_WAITING: Final = 32  # texts kept for a channel still connecting
+T140: Final = "t140"  # the subprotocol of a T.140 data channel (RFC 8865 §4.1)
 
 
 class ChatChannels:
@@ -35,9 +36,14 @@ class ChatChannels:
         self._channels: list[RTCDataChannel] = []
         self._waiting: list[str] = []  # text for channels still connecting (SCTP not up yet)
         self.dropped = 0  # binary or oversized messages from the browser
+        # where channels of subprotocol ``t140`` go instead (RFC 8865 real-time text: gateway/media/text)
+        self.t140: Callable[[RTCDataChannel], None] | None = None
 
     def adopt(self, channel: RTCDataChannel, by: str = "the browser") -> None:
         """A channel the browser opened (aiortc's ``datachannel`` event), or the one of our offer."""
+        if channel.protocol == T140 and self.t140 is not None:
+            self.t140(channel)
+            return
         logger.info("call=%s data channel %r opened by %s", self._call, channel.label, by)
         self._channels.append(channel)
 

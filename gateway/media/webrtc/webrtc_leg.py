@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCIceCandidate, RTCIceServer, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
@@ -59,7 +59,7 @@ from gateway.media.webrtc import (
     web_codecs,
     web_sdp,
 )
-from gateway.media.webrtc.data_channel import ChatChannels
+from gateway.media.webrtc.data_channel import T140, ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals
 from gateway.media.webrtc.web_codecs import capabilities as capabilities
 from gateway.media.webrtc.web_leg_state import TRANSITIONS, IceSocketsError, WebLegError, WebLegState
@@ -231,6 +231,12 @@ class WebRtcLeg:
     def _text(self, text: str) -> None:
         if self._state is WebLegState.CONNECTED:
             self._on_event(TextReceived(text))
+
+    def open_t140(self, adopt: Callable[[RTCDataChannel], None]) -> None:
+        """Open our T.140 data channel (RFC 8865 §4.1: label and subprotocol ``t140``, DCEP) and give it,
+        and any the browser opens with that subprotocol, to ``adopt`` (gateway/media/text)."""
+        self._chat.t140 = adopt
+        adopt(self._pc.createDataChannel(T140, protocol=T140))
 
     def send_text(self, text: str) -> bool:
         """Write ``text`` on the browser's open data channels (or keep it for one still connecting);
