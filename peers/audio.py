@@ -10,6 +10,7 @@ PyAV, WAV reading, and a plain RTP peer.
 * ``encode_tone(freq, codec)``: one second of a tone encoded once (PCMU or Opus), to loop over.
 * ``read_wav(path)``, ``wait_for_tone(source, freq)``: a phone's recording; a tone in a peer's last second.
 * ``G722``: G.722 through PyAV (FFmpeg's g722) at 16 kHz: wideband, under RTP's 8000 Hz clock.
+* ``Opus``: Opus as a SIP phone sends it (libopus, VOIP, in-band FEC on), decoded by libopus at 48 kHz.
 * ``RtpTonePeer``: a plain RTP (PCMU, PT 0) peer on 127.0.0.1 that sends a tone paced every 20 ms with
   consecutive sequence numbers and timestamps, and records what it receives, decoded to PCM (or, with
   ``record=False`` for benchmarks, only counts it).
@@ -40,6 +41,7 @@ PT_PCMU = 0
 PT_PCMA = 8
 PT_G722 = 9
 PT_G729 = 18
+PT_OPUS = 111  # the gateway's own dynamic payload type for opus/48000/2 (codec_choice.KNOWN)
 
 
 def sine(
@@ -148,6 +150,8 @@ class G729:
     """G.729 through libbcg729 (the gateway's ``gateway/media/codecs/g729.py``): int16 PCM at 8 kHz <->
     10 bytes per 10 ms. One encoder and one decoder, as a phone has."""
 
+    rate = RATE
+
     def __init__(self) -> None:
         from gateway.media.codecs.g729 import G729Decoder, G729Encoder
 
@@ -155,6 +159,35 @@ class G729:
 
     def encode(self, samples: array.array[int]) -> bytes:
         return self._encoder.encode(samples.tobytes())
+
+    def decode(self, data: bytes) -> array.array[int]:
+        return array.array("h", self._decoder.decode(data))
+
+
+class Opus:
+    """Opus as a SIP phone (Asterisk, FreeSWITCH) sends it: libopus through PyAV, VOIP at 32 kbit/s, in-band
+    FEC on and told to expect 10 % loss (so every packet carries the LBRR copy of the one before, RFC 6716
+    §2.1.7); decoded by libopus at 48 kHz (``gateway.media.codecs.opus_decoder``). One of each, as a phone."""
+
+    rate = 48000
+
+    def __init__(self) -> None:
+        from gateway.media.codecs.opus_decoder import OpusDecoder
+
+        self._encoder = CodecContext.create("libopus", "w")
+        self._encoder.format, self._encoder.layout, self._encoder.sample_rate = "s16", "mono", self.rate
+        self._encoder.bit_rate = 32000
+        self._encoder.options = {"application": "voip", "fec": "1", "packet_loss": "10"}
+        self._encoder.time_base = fractions.Fraction(1, self.rate)
+        self._decoder = OpusDecoder(self.rate)
+        self._pts = 0
+
+    def encode(self, samples: array.array[int]) -> bytes:
+        frame = AudioFrame(format="s16", layout="mono", samples=len(samples))
+        frame.planes[0].update(samples.tobytes())
+        frame.sample_rate, frame.pts = self.rate, self._pts
+        self._pts += len(samples)
+        return b"".join(bytes(packet) for packet in self._encoder.encode(frame))
 
     def decode(self, data: bytes) -> array.array[int]:
         return array.array("h", self._decoder.decode(data))
@@ -251,7 +284,8 @@ class RtpTonePeer:
     """A tiny plain-RTP PCMU peer on 127.0.0.1: sends paced tones, records and decodes what it receives.
     ``payload_type`` 8 makes it a PCMA peer, 18 a G.729 one (``G729``, libbcg729).
 
-    ``payload_type`` 9 a G.722 one (``G722``: its tones and ``pcm`` are at 16 kHz, ``rate``).
+    ``payload_type`` 9 a G.722 one (``G722``: its tones and ``pcm`` are at 16 kHz, ``rate``), 111 an Opus
+    one (``Opus``: 48 kHz, RTP clock 48000).
 
     ``frames`` counts received PCMU packets; ``pcm`` holds them decoded in arrival order; ``packets``
     keeps every parsed RTP packet and ``sources`` the addresses they came from. ``srtp`` (e.g. a
@@ -274,14 +308,17 @@ class RtpTonePeer:
         self.other: list[bytes] = []  # datagrams that were not RTP (e.g. RTCP with rtcp-mux)
         self.pcm = array.array("h")
         self.sent = 0
-        self._codec: G711 | G729 = (
+        self._codec: G711 | G729 | Opus = (
             G729()
             if payload_type == PT_G729
             else G722()
             if payload_type == PT_G722
+            else Opus()
+            if payload_type == PT_OPUS
             else G711("pcm_mulaw" if payload_type == PT_PCMU else "pcm_alaw")
         )
-        self.rate = self._codec.rate if isinstance(self._codec, G711) else RATE  # of tones and ``pcm``
+        self.rate = self._codec.rate  # of tones and ``pcm``
+        self.clock = 48000 if payload_type == PT_OPUS else RATE  # RTP's (G.722's is 8000: RFC 3551 §4.5.2)
         self._transport: asyncio.DatagramTransport | None = None
         self._phase = 0.0
         self.srtp: Any = (
@@ -313,8 +350,8 @@ class RtpTonePeer:
     def send_frame(
         self, samples: array.array[int], *, marker: bool = False, remote: tuple[str, int] | None = None
     ) -> None:
-        """Send one frame now with the next sequence number and timestamp (G.722: 8000 Hz ticks)."""
-        ticks = len(samples) * RATE // self.rate
+        """Send one frame now with the next sequence number and timestamp (in the codec's RTP clock)."""
+        ticks = len(samples) * self.clock // self.rate
         self.send_payload(self._codec.encode(samples), ticks, marker=marker, remote=remote)
 
     def send_payload(
@@ -365,7 +402,8 @@ class RtpTonePeer:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for index in range(frames):
-            self.send_payload(payload_of(index), FRAME_SAMPLES, marker=index == 0, remote=remote)
+            ticks = round(self.clock * FRAME_SECONDS)
+            self.send_payload(payload_of(index), ticks, marker=index == 0, remote=remote)
             delay = start + (index + 1) * FRAME_SECONDS - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -1,7 +1,8 @@
 """A phone of one SIP codec and the web user through the gateway, both ways of calling: sipp does the
 phone's SIP (a scenario whose SDP names the ``<codec>_port`` key: the test's own RTP peer's port, not
 sipp's) and a ``RtpTonePeer`` its media; the web user is an aiortc ``WebPeer``. Each test says what the
-two must hear of each other (``talk``) once the call is up. Used by test_g729_phone.py and
+two must hear of each other (``talk``, given the gateway and the web user's call id too) once the call
+is up. Used by test_g729_phone.py and
 test_g722_phone.py."""
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 import pytest
 
+from gateway.app import Gateway
 from peers.audio import RtpTonePeer
 from peers.sipp import Sipp, SippResult
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway
 
-Talk = Callable[[RtpTonePeer, WebPeer], Awaitable[None]]
+Talk = Callable[[RtpTonePeer, WebPeer, Gateway, str], Awaitable[None]]
 _TRANSCODING = re.compile(r" transcoding (\S+ -> \S+)$")
 
 
@@ -44,7 +46,7 @@ async def phone_calls_web_user(
             await sipp.start()
             incoming = await alice.wait_for("incoming")
             await alice.answer(incoming["call_id"], web.answer)
-            await talk(phone, web)
+            await talk(phone, web, gateway, incoming["call_id"])
             await alice.wait_for("ended", call_id=incoming["call_id"], timeout=15)
             return await sipp.wait(timeout=15)
         finally:
@@ -68,7 +70,7 @@ async def web_user_calls_phone(
             connected = await alice.wait_for("connected", call_id=call_id)
             check_answer(connected["sdp"])
             await web.accept(connected["sdp"])
-            await talk(phone, web)
+            await talk(phone, web, gateway, call_id)
             await alice.request({"type": "hangup", "call_id": call_id})
             await alice.wait_for("ended", call_id=call_id)
         return await pbx.wait(timeout=10)

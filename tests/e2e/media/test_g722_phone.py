@@ -23,7 +23,7 @@ WIDEBAND = 16000
 CODECS = {"sip": ["G722"], "webrtc": ["opus"]}
 
 
-async def _talk(phone: RtpTonePeer, web: WebPeer) -> None:
+async def _talk(phone: RtpTonePeer, web: WebPeer, *_: object) -> None:
     """Once the gateway's RTP reaches the phone (symmetric RTP: it answers where that came from), the
     phone plays its tone for 2 s; then both sides must have heard the other's tone, at 16 kHz."""
     await wait_until(lambda: phone.frames >= 25, timeout=10)

@@ -28,7 +28,7 @@ def _require() -> None:
         unavailable("libbcg729 does not load (Debian package libbcg729-0)")
 
 
-async def _talk(phone: RtpTonePeer, web: WebPeer) -> None:
+async def _talk(phone: RtpTonePeer, web: WebPeer, *_: object) -> None:
     """Once the gateway's RTP reaches the phone (symmetric RTP: it answers where that came from), the
     phone plays its tone for 2 s; then both sides must have heard the other's tone."""
     await wait_until(lambda: phone.frames >= 10, timeout=10)
