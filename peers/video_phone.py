@@ -132,7 +132,8 @@ class PlainVideoPeer:
         ``feedback`` (none: a phone that asks for keyframes by SIP INFO), our RTCP port in a=rtcp; media
         then goes to the offer's port (RTCP at a=rtcp or port + 1). ``ValueError`` when the offer lacks
         the codec."""
-        ours = sdp.Codec(self.codec.payloadType or 96, self.name, 90000, rtcp_fb=feedback)
+        fmtp = ";".join(f"{k}={v}" for k, v in self.codec.parameters.items()) or None
+        ours = sdp.Codec(self.codec.payloadType or 96, self.name, 90000, fmtp=fmtp, rtcp_fb=feedback)
         host, port = self.address
         section = video.answer_section(
             offer, [ours], port=port, address=host, direction=sdp.Direction.SENDRECV, own_feedback=()

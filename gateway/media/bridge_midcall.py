@@ -231,6 +231,8 @@ class MidCallOffers(BridgeFields):
         """Forget the re-offer out: it will get no answer (an ACK without one), the session stays."""
         if self._reoffer is not None:
             logger.info("call=%s the re-offer got no answer: the session stays as it was", self._call)
+            if self.video is not None and self.video.awaiting_answer:
+                self.video.close()  # a late offer's video that was never answered
         self._reoffer = None
 
     async def answer_to_reoffer(self, plain_answer: str) -> None:
@@ -244,6 +246,9 @@ class MidCallOffers(BridgeFields):
         index, section = audio_section(answer)
         self._sip.apply(section, answer, index, answer.effective_direction(index).reversed())
         self._sip.keys_from_answer(section, answer, index)
+        video = self.video
+        if video is not None and video.awaiting_answer and video.apply_sip_answer(answer):
+            video.web_connected()  # a late offer's video (our 200's, the ACK's answer): from a keyframe
         self._reoffer = None
         self._sip_local = offer
         if hold != self._local_hold:

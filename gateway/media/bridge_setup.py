@@ -146,6 +146,8 @@ class SetupOffers(BridgeFields):
             self._sip_family = family
             if self.video is not None and not self.settings.offer_webrtc and self.video.offer_late():
                 self.video.attach(self._web)  # the browser's video answer makes our SIP offer's video
+            if self.video is not None and not self.settings.offer_webrtc and self.video.offer_late():
+                self.video.attach(self._web)  # the browser's video answer makes our SIP offer's video
         else:
             offer = sdp.parse(plain_offer)
             index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
@@ -188,6 +190,11 @@ class SetupOffers(BridgeFields):
                 telephone_event=self.settings.telephone_event,
                 **self._sdes(),
             )
+            picture = await self.video.offer_section(answer, self._sip_family) if self.video else None
+            if picture is not None and self.video is not None:  # the browser's video, to the phone
+                self.video.index = len(description.media)
+                description = description.with_media([*description.media, picture])
+                self.video.apply_web(answer)
             picture = await self.video.offer_section(answer, self._sip_family) if self.video else None
             if picture is not None and self.video is not None:  # the browser's video, to the phone
                 self.video.index = len(description.media)

@@ -51,7 +51,7 @@ from gateway.media.video.keyframe import (
     keyframe_requests,
 )
 from gateway.media.webrtc.web_sdp import prune_offer
-from gateway.media.webrtc.web_video import WebVideo, video_capabilities
+from gateway.media.webrtc.web_video import WebVideo, carried_codecs, video_capabilities
 from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 from sdp import video, video_sdes
 from sdp.codecs import codec_specs
@@ -157,6 +157,28 @@ class VideoBridge:
             secure = self._settings.sip_srtp == "required"
             self._offer = video_sdes.with_crypto(self._offer, self.crypto, secure=secure)
         return self._offer
+
+    def offer_late(self) -> list[sdp.Codec]:
+        """An INVITE without an offer (a late offer, RFC 3261 §13.2.1): the browser is offered every video
+        codec codecs.video allows and the web leg carries, in codecs.video's order (the browser sends the
+        first it takes); our SIP offer in the 200 is then made of the browser's answer (``offer_section``)
+        and the ACK's answer applied (``apply_sip_answer``)."""
+        # H.264 Constrained Baseline before Baseline: the browser sends the first it takes, and CB
+        # (RFC 6184 §8.1, 42e0xx) is the profile browsers and phones share most
+        carried = sorted(carried_codecs(), key=lambda c: not _constrained_baseline(c))
+        specs = codec_specs(self._settings.video_codecs)
+        self.offered = list(dict.fromkeys(c for s in specs for c in carried if s.accepts(c)))
+        return self.offered
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """Our video m-line went to the SIP side (at ``index``) and its answer is not known yet."""
+        return (
+            self._offer is not None
+            and self.endpoint is not None
+            and self.index is not None
+            and not self.active
+        )
 
     def _usable(self, section: sdp.MediaDescription) -> list[sdp.Codec]:
         """The codecs of a video m-line that codecs.video allows and aiortc can answer the browser with."""
@@ -289,6 +311,7 @@ class VideoBridge:
         endpoint.set_direction(answer.effective_direction(index).reversed())
         self.sip_request = SipRequestKind.of(codecs[0].rtcp_fb)
         self.sip_codecs = codecs
+        self._map()  # the browser's codecs known already (a late offer's answer): the paths map them now
         logger.info(
             "call=%s video %s, keyframes asked of the SIP side by %s",
             self._call, ", ".join(f"{c.name}/{c.payload_type}" for c in codecs), self.sip_request.value,
@@ -522,6 +545,13 @@ class VideoBridge:
         if self.endpoint is not None:
             self.endpoint.close()
             self.endpoint = None
+
+
+def _constrained_baseline(codec: sdp.Codec) -> bool:
+    if codec.name.lower() != "h264":
+        return False
+    profile = video.H264Profile.parse(codec.parameters.get("profile-level-id"))
+    return profile is not None and profile.name == "constrained-baseline"
 
 
 def _web_video_index(offer: sdp.SessionDescription) -> int | None:

@@ -31,9 +31,14 @@ from gateway.media.video.forward import VideoOut
 from gateway.media.webrtc import aiortc_direct, aiortc_hooks, aiortc_receive
 from sdp import video
 
-__all__ = ["WebVideo", "video_capabilities"]
+__all__ = ["WebVideo", "carried_codecs", "video_capabilities"]
 
 logger = logging.getLogger(__name__)
+
+
+def _as_codec(capability: RTCRtpCodecCapability) -> sdp.Codec:
+    fmtp = ";".join(f"{k}={v}" for k, v in capability.parameters.items()) or None
+    return sdp.Codec(96, capability.name, capability.clockRate or 90000, fmtp=fmtp)
 
 
 def video_capabilities(codecs: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
@@ -41,11 +46,16 @@ def video_capabilities(codecs: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapabilit
     chosen: list[RTCRtpCodecCapability] = []
     for codec in codecs:
         for capability in RTCRtpSender.getCapabilities("video").codecs:
-            fmtp = ";".join(f"{k}={v}" for k, v in capability.parameters.items()) or None
-            theirs = sdp.Codec(96, capability.name, capability.clockRate or 90000, fmtp=fmtp)
-            if video.compatible(codec, theirs) and capability not in chosen:
+            if video.compatible(codec, _as_codec(capability)) and capability not in chosen:
                 chosen.append(capability)
     return chosen
+
+
+def carried_codecs() -> list[sdp.Codec]:
+    """The video codecs the web leg can carry (aiortc's table, repair formats left out), in its order:
+    what the browser is offered when no SIP offer says which (a late offer)."""
+    codecs = [_as_codec(c) for c in RTCRtpSender.getCapabilities("video").codecs]
+    return [c for c in codecs if not video.is_repair(c)]
 
 
 class WebVideo:

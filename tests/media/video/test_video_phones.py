@@ -23,6 +23,7 @@ from gateway.media.bridge_settings import BridgeSettings
 from gateway.media.events import KeyframeWanted, Leg, MediaEvent
 from gateway.media.video.keyframe import MEDIA_CONTROL, SipRequestKind, picture_fast_update
 from peers.video_phone import PlainVideoPeer
+from sdp import video
 from tests.media.bridge_harness import RecordingPeer, allocator
 from tests.media.pictures import picture_script
 from tests.media.video.test_video_chromium import ANSWER, page, wait_for
@@ -244,6 +245,42 @@ async def test_an_h264_profile_the_browser_is_not_given(page: Page, offered: tup
         camera.answered(picture, "127.0.0.1")
         await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
         await pictures_both_ways(page, camera)
+    finally:
+        await bridge.close()
+        phone.close()
+        camera.close()
+
+
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_a_late_offer_from_a_video_phone(page: Page, codec: str) -> None:
+    """A video phone's INVITE without SDP (RFC 3261 §13.2.1): the browser is offered video, its answer
+    makes the video of our offer in the 200, the phone's answer (in the ACK) takes it: pictures and
+    keyframe requests both ways."""
+    events: list[MediaEvent] = []
+    order = (codec, *({"VP8", "H264"} - {codec}))  # codecs.video: the browser sends the first it takes
+    bridge = MediaBridge(bridge_settings("late-video", order), events.append)
+    phone, camera = RecordingPeer(), PlainVideoPeer(codec)
+    try:
+        await phone.start()
+        await camera.start()
+        web_offer = sdp.parse(await bridge.offer_to_web(None))
+        assert [m.media for m in web_offer.media][:2] == ["audio", "video"], sdp.write(web_offer)
+        offer = sdp.parse(
+            await bridge.answer_from_web(await page.evaluate(FIRST_ANSWER, sdp.write(web_offer)))
+        )
+        assert [m.media for m in offer.media] == ["audio", "video"], sdp.write(offer)
+        picture = offer.media[1]
+        assert picture.port != 0 and picture.proto == "RTP/AVP" and codec in {c.name for c in picture.codecs}
+        assert not any(video.is_repair(c) for c in picture.codecs), sdp.write(offer)
+        answer = sdp.answer(
+            offer, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone.address[1])
+        )
+        answer = answer.with_media([answer.media[0], camera.answer(picture, "127.0.0.1")])
+        await bridge.answer_to_reoffer(sdp.write(answer))  # the ACK's answer
+        phone.remote = ("127.0.0.1", offer.media[0].port)
+        await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
+        await pictures_both_ways(page, camera)
+        await keyframes_cross(page, bridge, camera, events)
     finally:
         await bridge.close()
         phone.close()
