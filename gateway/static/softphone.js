@@ -1,6 +1,6 @@
 // The softphone page: login, dial pad, several calls (call waiting, switching, hold per side), transfer,
 // DTMF, mute, level meters, chat, ringtone / ringback, notifications, history, contacts, audio settings.
-// Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js, chat.js.
+// Uses webrtc-client.js (signaling), sounds.js (tones), book.js (history, contacts), devices.js, chat.js, rtt.js (real-time text).
 import { GatewayClient, levelMeter } from "/static/webrtc-client.js";
 import { Tones } from "/static/sounds.js";
 import {
@@ -9,6 +9,7 @@ import {
 import { AudioSettings } from "/static/devices.js";
 import { VideoSettings } from "/static/video.js";
 import { ChatPanel } from "/static/chat.js";
+import { RttPanel } from "/static/rtt.js";
 import { LampPanel } from "/static/lamps.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +26,7 @@ const video = new VideoSettings({
   toggle: $("video-toggle"), camera: $("camera-select"), local: $("local-video"), remote: $("remote-video"),
   panel: $("video-panel"), options: $("video-options"),
 });
+const rtt = new RttPanel({ panel: $("rtt"), theirs: $("rtt-theirs"), input: $("rtt-input") });
 const chat = new ChatPanel({
   panel: $("chat"), log: $("chat-log"), form: $("chat-form"), input: $("chat-text"), button: $("chat-button"),
 });
@@ -230,6 +232,7 @@ function render() {
   renderQuality(inCall ? call : null);
   renderRecording(inCall ? call : null);
   chat.show(active && call.state !== "incoming" ? call : null, inCall);
+  rtt.show(inCall ? call : null);
   renderIncoming();
   renderCalls();
   renderConference();
@@ -491,6 +494,7 @@ function track(newCall) {
   if (!calls.includes(newCall)) calls.push(newCall);
   learn(newCall);
   chat.attach(newCall, party);
+  rtt.attach(newCall);
   newCall.addEventListener("state", () => {
     render();
     if (call !== newCall) return;

@@ -536,6 +536,8 @@ export class Call extends EventTarget {
       for (const track of event.streams[0]?.getTracks() || [event.track]) this.remoteStream.addTrack(track);
       emit(this, "track", { stream: this.remoteStream });
     };
+    // a channel the gateway opens: real-time text (RFC 8865 "t140", rtt.js), or its chat channel
+    this.pc.ondatachannel = (event) => emit(this, "datachannel", { channel: event.channel });
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;

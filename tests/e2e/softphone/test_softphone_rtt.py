@@ -1,0 +1,151 @@
+"""Real-time text (issue 68 item 1) on the real softphone page in headless Chromium: sipp calls alice
+offering RFC 4103 text (`uac_rtt`: m=text with T.140 98 and RED 100, two generations), its text RTP
+played by a T.140 peer written here (sipp does the SIP; the peer's socket is the m=text port, -set tport).
+
+- The gateway answers the m=text with its own port (sipp checks RED and T.140 in the 200) and opens an
+  RFC 8865 T.140 data channel to the page, which shows its text panel.
+- The peer types "Hello page" in RED packets 300 ms apart, with an erasure (U+0008) on the way, and one
+  packet never sent: the redundancy of the next brings it back, the page shows the whole text.
+- The page's typed text (with a Backspace) arrives as RED T.140 packets, decoded here byte by byte
+  (RFC 2198 §3): at least 300 ms apart, the redundancy carrying the previous packets' text, and none
+  once the typing stopped and its redundancy was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import secrets
+from pathlib import Path
+
+from peers.binaries import require_binary
+from peers.ports import free_range
+from peers.sipp import Sipp
+from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.signaling.browser import chromium_page, expect, log_in
+
+T140, RED = 98, 100
+
+
+class T140Peer(asyncio.DatagramProtocol):
+    """A text phone's RTP: sends RED T.140 packets it builds itself, keeps what comes back."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.received: list[tuple[float, bytes]] = []
+        self.sequence = secrets.randbelow(60000)
+        self.sent: list[tuple[int, bytes]] = []  # (timestamp, primary) of every packet built
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223:  # RTP, not RTCP
+            self.received.append((asyncio.get_running_loop().time(), data))
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def packet(self, text: str, timestamp: int) -> bytes:
+        """The next RED packet: ``text`` as primary, the two previous primaries as redundancy."""
+        earlier = self.sent[-2:]
+        self.sent.append((timestamp, text.encode()))
+        headers = b"".join(
+            bytes([0x80 | T140]) + (((timestamp - ts) << 10) | len(data)).to_bytes(3, "big")
+            for ts, data in earlier
+        )
+        payload = headers + bytes([T140]) + b"".join(data for _, data in earlier) + text.encode()
+        header = bytes([0x80, RED | (0x80 if len(self.sent) == 1 else 0)])
+        header += (
+            self.sequence.to_bytes(2, "big") + timestamp.to_bytes(4, "big") + (0x5EED).to_bytes(4, "big")
+        )
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        return header + payload
+
+
+def decode(packets: list[bytes]) -> tuple[str, list[int], list[int]]:
+    """The text of the gateway's RED packets (primaries, erasures applied), their timestamps and how many
+    redundant blocks each carried."""
+    text: list[str] = []
+    stamps, generations = [], []
+    for data in packets:
+        assert data[1] & 0x7F == RED, data.hex()
+        stamps.append(int.from_bytes(data[4:8], "big"))
+        body, pos, lengths = data[12:], 0, []
+        while body[pos] & 0x80:
+            assert body[pos] & 0x7F == T140
+            lengths.append(int.from_bytes(body[pos + 1 : pos + 4], "big") & 0x3FF)
+            pos += 4
+        assert body[pos] == T140
+        generations.append(len(lengths))
+        for char in body[pos + 1 + sum(lengths) :].decode():
+            if char == "\b":
+                text.pop()
+            else:
+                text.append(char)
+    return "".join(text), stamps, generations
+
+
+def gateway_text_port(sipp: Sipp, ours: int) -> int | None:
+    path = sipp.workdir / "messages.log"
+    found = re.findall(r"m=text (\d+) RTP/AVP", path.read_text(errors="replace") if path.exists() else "")
+    return next((int(p) for p in found if int(p) not in (0, ours)), None)
+
+
+async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> None:
+    require_binary("sipp")
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(T140Peer, local_addr=("127.0.0.1", 0))
+    config = gateway_config(None, media={"rtp_ports": {"start": free_range()}})
+    try:
+        async with running_gateway(config) as gateway, chromium_page() as page:
+            await page.goto(gateway.http_url + "/")
+            await log_in(page, "alice", ALICE_SECRET)
+            await expect(page.locator("#status")).to_have_text("Registered as Alice")
+            host, port = gateway.sip_address
+            sipp = Sipp(tmp_path, "uac_rtt", f"{host}:{port}", service="1001", duration_ms=14000,
+                        rtp_echo=True, extra_args=["-set", "tport", str(peer.port)], timeout=60)  # fmt: skip
+            try:
+                await sipp.start()
+                await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
+                await page.get_by_role("button", name="Answer", exact=True).click()
+                await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+                await expect(page.locator("#rtt")).to_be_visible(timeout=10000)
+                await expect(page.locator("#rtt-input")).to_be_enabled(timeout=10000)
+                await wait_until(lambda: gateway_text_port(sipp, peer.port) is not None)
+                target = ("127.0.0.1", gateway_text_port(sipp, peer.port))
+
+                # the text phone types; its third packet is lost on the way, its fourth brings it back
+                start = secrets.randbelow(1 << 20)
+                for i, typed in enumerate(["Hel", "lp", "\bo ", "pa", "ge", "", ""]):
+                    data = peer.packet(typed, start + 300 * i)
+                    if i != 2:
+                        transport.sendto(data, target)
+                    await asyncio.sleep(0.3)
+                await expect(page.locator("#rtt-theirs")).to_have_text("Hello page", timeout=5000)
+
+                # the page types (a typo erased): RED T.140 packets to the phone
+                box = page.locator("#rtt-input")
+                await box.press_sequentially("Hi phonw", delay=60)
+                await box.press("Backspace")
+                await box.press_sequentially("e", delay=60)
+                await wait_until(lambda: decode([d for _, d in peer.received])[0] == "Hi phone", timeout=10)
+                await asyncio.sleep(1.5)  # the redundancy goes out, then nothing while idle
+                count = len(peer.received)
+                await asyncio.sleep(1.2)
+                assert len(peer.received) == count, "packets while idle"
+                text, stamps, generations = decode([d for _, d in peer.received])
+                assert text == "Hi phone"
+                assert all(b - a >= 300 for a, b in itertools.pairwise(stamps)), stamps
+                assert generations[2:] and set(generations[2:]) == {2}, generations
+                await page.screenshot(path=str(tmp_path / "page-rtt.png"), full_page=True)
+                await expect(page.locator("#call-state")).to_have_text("No call", timeout=20000)
+                result = await sipp.wait(timeout=15)
+            finally:
+                await sipp.stop()
+        assert result.ok, result
+    finally:
+        transport.close()
