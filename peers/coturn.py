@@ -1,7 +1,7 @@
 """A real TURN server (Debian ``coturn``) on a loopback port, with TURN REST API credentials.
 
     with running_coturn(tmp_path, secret) as turn:
-        turn.url             # "turn:127.0.0.1:PORT?transport=udp"
+        turn.url             # "turn:127.0.0.1:PORT?transport=udp" ("turn:[fd42:202::1]:PORT..." on IPv6)
         turn.allocations()   # allocations coturn logged so far (its verbose log)
 
 coturn runs with ``use-auth-secret`` and ``static-auth-secret`` (draft-uberti-behave-turn-rest-00: it
@@ -9,6 +9,10 @@ accepts username ``<expiry>:<user>`` with password base64(HMAC-SHA1(secret, user
 expiry), UDP and TCP only (``--no-tls --no-dtls``), relaying to loopback peers
 (``--allow-loopback-peers``: the gateway is on 127.0.0.1), no CLI; its pid file and database are in the
 test's directory. The process group is killed on teardown.
+
+It relays from ``host`` unless ``relays`` names the relay addresses: a TURN server listening on IPv6
+needs an IPv4 one as well for clients that ask for an IPv4 relay over IPv6 (Chromium does; aioice asks
+for no family, which RFC 6156 §4.2 makes IPv4): with none coturn answers 440 Unsupported address family.
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ class Coturn:
     port: int
     secret: str
     workdir: Path
+    relays: tuple[str, ...] = ()  # the relay addresses; empty: host
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"turn:{self.host}:{self.port}?transport=udp"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # RFC 7065 §3.1: an IPv6 literal
+        return f"turn:{host}:{self.port}?transport=udp"
 
     @property
     def log_path(self) -> Path:
@@ -54,7 +60,7 @@ class Coturn:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [binary, "-n", f"--listening-ip={self.host}", f"--listening-port={self.port}",
-             f"--relay-ip={self.host}", f"--min-port={low}", f"--max-port={low + RELAY_PORTS}",
+             *(f"--relay-ip={relay}" for relay in self.relays or (self.host,)), f"--min-port={low}", f"--max-port={low + RELAY_PORTS}",
              "--use-auth-secret", f"--static-auth-secret={self.secret}", f"--realm={REALM}",
              "--no-tls", "--no-dtls", "--allow-loopback-peers", "--no-cli", "--fingerprint",
              "--log-file=stdout", "--simple-log", "--verbose",
@@ -72,7 +78,9 @@ class Coturn:
         """Whether coturn answers a STUN Binding request (RFC 5389 §6) on its UDP port."""
         transaction = secrets.token_bytes(12)
         request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with socket.socket(
+            socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM
+        ) as sock:
             sock.settimeout(0.3)
             try:
                 sock.sendto(request, (self.host, self.port))
@@ -98,11 +106,13 @@ class Coturn:
 
 
 @contextlib.contextmanager
-def running_coturn(workdir: Path, secret: str, host: str = "127.0.0.1") -> Iterator[Coturn]:
+def running_coturn(
+    workdir: Path, secret: str, host: str = "127.0.0.1", relays: tuple[str, ...] = ()
+) -> Iterator[Coturn]:
     directory = workdir / "coturn"
     directory.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):
-        server = Coturn(host, _free_udp_and_tcp(host), secret, directory)
+        server = Coturn(host, _free_udp_and_tcp(host), secret, directory, relays)
         server.log_path.unlink(missing_ok=True)  # (what an attempt before logged)
         try:
             server.start()

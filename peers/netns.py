@@ -2,14 +2,21 @@
 wired, a phone's handover): a network namespace behind a veth pair, as root, with `ip` (iproute2).
 
 The root namespace side of the pair holds ``host_ip`` (a gateway listens there); the namespace side
-holds the client's address, 10.201.<band>.2 at first. `move()` deletes it and adds the next one: the
+holds the client's address, 10.<site>.<band>.2 at first. `move()` deletes it and adds the next one: the
 client's sockets, signalling and media, are dead from then on, and nothing tells the gateway (no FIN, no
 RST reaches it). `wrapper()` writes an executable that runs a program inside the namespace (a browser
 started by Playwright keeps its pipes). One band per pytest-xdist worker, so that workers do not meet.
+
+``families`` gives the client IPv4 (``"IP4"``), IPv6 (``"IP6"``: ``host_ip6`` fd42:<site>:<band>::1 on
+the root side, ``address6`` ...::2 inside, issue 68) or both: a client with only "IP6" has no IPv4
+address at all (its loopback has ::1 only), as a phone on an IPv6-only mobile network. IPv6 addresses
+are added without duplicate address detection (``nodad``): usable at once. ``site`` keeps networks of
+different tests apart (their own names and subnets) when they run at the same time.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -35,16 +42,25 @@ def _worker_band() -> int:
 class ClientNetwork:
     """The namespace and its veth pair (a context manager: made on entry, deleted on exit)."""
 
-    def __init__(self, band: int | None = None) -> None:
+    def __init__(
+        self, band: int | None = None, *, families: tuple[str, ...] = ("IP4",), site: int = 201
+    ) -> None:
+        if not families or set(families) - {"IP4", "IP6"}:
+            raise ValueError(f"families must be IP4, IP6 or both, got {families!r}")
+        if not 1 <= site <= 254:
+            raise ValueError(f"site must be in 1-254, got {site!r}")
         self.band = _worker_band() if band is None else band
-        self.name = f"gwnc{self.band}"
-        self._host_iface, self._peer_iface = f"gwnc{self.band}h", f"gwnc{self.band}p"
-        self.host_ip = f"10.201.{self.band}.1"
+        self.families, self.site = families, site
+        self.name = f"gwnc{self.band}" if site == 201 else f"gw{site}n{self.band}"
+        self._host_iface, self._peer_iface = f"{self.name}h", f"{self.name}p"
+        self.host_ip = f"10.{site}.{self.band}.1"
+        prefix = ipaddress.IPv6Network(f"fd42:{site}:{self.band}::/64")  # written compressed: fd42:202::1
+        self.host_ip6, self.address6 = str(prefix[1]), str(prefix[2])
         self._last = 2
         self.address = self._at(self._last)
 
     def _at(self, last: int) -> str:
-        return f"10.201.{self.band}.{last}"
+        return f"10.{self.site}.{self.band}.{last}"
 
     def _ip(self, *args: str, inside: bool = False) -> None:
         command = ["ip", "netns", "exec", self.name, "ip", *args] if inside else ["ip", *args]
@@ -59,11 +75,17 @@ class ClientNetwork:
         try:
             self._ip("netns", "add", self.name)
             self._ip("link", "set", "lo", "up", inside=True)
+            if "IP4" not in self.families:  # IPv6 only: not even a loopback IPv4 address
+                self._ip("addr", "del", "127.0.0.1/8", "dev", "lo", inside=True)
             self._ip("link", "add", self._host_iface, "type", "veth", "peer", "name", self._peer_iface,
                      "netns", self.name)  # fmt: skip
-            self._ip("addr", "add", f"{self.host_ip}/24", "dev", self._host_iface)
+            if "IP4" in self.families:
+                self._ip("addr", "add", f"{self.host_ip}/24", "dev", self._host_iface)
+                self._ip("addr", "add", f"{self.address}/24", "dev", self._peer_iface, inside=True)
+            if "IP6" in self.families:
+                self._ip("addr", "add", f"{self.host_ip6}/64", "dev", self._host_iface, "nodad")
+                self._ip("addr", "add", f"{self.address6}/64", "dev", self._peer_iface, "nodad", inside=True)
             self._ip("link", "set", self._host_iface, "up")
-            self._ip("addr", "add", f"{self.address}/24", "dev", self._peer_iface, inside=True)
             # no IPv6 link-local address: it would come after duplicate address detection, a second or two
             # after "up", and Chromium takes that for a network change (a page loading then fails with
             # ERR_NETWORK_CHANGED); the client's only network change is move()'s
@@ -80,7 +102,9 @@ class ClientNetwork:
         self._delete()
 
     def move(self) -> str:
-        """The client's network changes: its address goes, the next one comes. The new address."""
+        """The client's network changes: its address goes, the next one comes. The new address (IPv4)."""
+        if "IP4" not in self.families:
+            raise ValueError("move() changes the IPv4 address: this network has none")
         old = self.address
         self._last += 1
         self.address = self._at(self._last)

@@ -93,6 +93,10 @@ class RoomsSection:
     # Let peers in without credentials, as the FastAPI document's own client does. Off by default:
     # anyone reaching the port could then relay through the gateway.
     allow_anonymous: bool = False
+    # Seconds a peer whose socket was lost (no close of its own: a network change, a dead instance on the
+    # way) stays in its room for a new socket under the same peer id and user to take its place
+    # (`joined {resumed: true}`): the others are told nothing and its connections go on. 0: it leaves at once.
+    rejoin_grace: Annotated[float, FloatRange(0.0, 300.0)] = 10.0
     # SIP parties in rooms (docs/signaling.md "A SIP party in a room"): a SIP call to one of these numbers
     # joins that room, e.g. {"3001": "room-a"}; `{"type": "dial", "to"}` from a peer calls out.
     numbers: Annotated[tuple[tuple[str, str], ...], Parse(parse_room_numbers)] = ()

@@ -227,6 +227,7 @@ class SessionSocket:
         self.relayed = False
         # a cluster: the signed mark this instance puts on a relay of this socket to ``path`` elsewhere
         self.relay_stamp: Callable[[str, str], Mapping[str, str]] | None = None  # (path, target URL)
+        self.said_goodbye = False  # the peer closed with a close frame of its own (RFC 6455 §5.5.1)
 
     def authenticated(self) -> None:
         """A SIP digest succeeded on this flow (the transport says so): the authentication deadline is
@@ -237,6 +238,12 @@ class SessionSocket:
     @property
     def closed(self) -> bool:
         return self._ws.closed or self._stuck
+
+    @property
+    def lost(self) -> bool:
+        """Gone without a close frame of the peer's and without the loop closing it: a network that went
+        away, a heartbeat unanswered, a process on the way that died (the peer may come back)."""
+        return self.close_code is None and not self.said_goodbye
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -547,6 +554,7 @@ async def _read(
             logger.info("%s WebSocket from %s: socket error %s", rules.what, socket.remote, ws.exception())
             return
         else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
+            socket.said_goodbye = message.type is WSMsgType.CLOSE
             return
 
 

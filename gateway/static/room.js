@@ -4,11 +4,24 @@
 // connection carries the microphone (and the camera when asked) and a data channel "chat".
 // A phone can be called into the room ("Call in": {type: "dial", to}); the gateway then joins as the peer
 // "gateway", which this page connects to like any peer, and mixes the phone's audio (sip_party events).
+// A socket lost (a network change, the gateway instance gone) is opened again by itself: the page's
+// connections go on meanwhile. Back within rooms.rejoin_grace it takes its place again (`joined` with
+// `resumed`); else (another instance, the room made again there) it offers to the peers it has no live
+// connection with, and always to the gateway's peer (its legs died with their instance).
 // For tests the page keeps its state on window.roomDemo: {peers: Map(peerId -> {pc, channel, stream}),
-// parties: Map(callId -> {remote, state})}.
+// parties: Map(callId -> {remote, state}), reconnects}.
 
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, me: null, room: null, iceServers: [], local: null, peers: new Map(), parties: new Map() };
+const state = {
+  ws: null, me: null, room: null, url: null, user: null, secret: null, iceServers: [], local: null,
+  peers: new Map(), parties: new Map(), reconnects: 0, tries: 0, lostAt: 0,
+};
+const GATEWAY_PEER = "gateway";
+const RETRY_DELAYS = [250, 500, 1000, 2000, 3000]; // ms between tries to open a lost socket again (then 5 s)
+const RETRY_FOR = 60000; // ms of tries before the page gives up
+// closes the gateway means: the page left (1000, 1001), a refused login or join (4001, 4008, 4009), another
+// socket of this peer took its place (4010), a policy (1008); any other close is a lost socket
+const FINAL_CLOSES = new Set([1000, 1001, 1008, 4001, 4008, 4009, 4010]);
 window.roomDemo = state;
 
 function setStatus(text, kind) {
@@ -90,7 +103,16 @@ async function offerTo(peerId) {
   send({ type: "offer", offer: peer.pc.localDescription.toJSON(), target_peer_id: peerId });
 }
 
+function fingerprint(description) {
+  const found = description && /^a=fingerprint:(.*)$/m.exec(description.sdp);
+  return found ? found[1].trim() : null;
+}
+
 async function onOffer(offer, from) {
+  const known = state.peers.get(from);
+  // an offer from another DTLS endpoint under a known peer id (the gateway's peer made again on another
+  // instance, a browser that reloaded): a new connection, not a renegotiation of the old one
+  if (known && known.pc.remoteDescription && fingerprint(known.pc.remoteDescription) !== fingerprint(offer)) dropPeer(from);
   const peer = peerConnection(from);
   await peer.pc.setRemoteDescription(offer);
   await drain(peer);
@@ -145,16 +167,24 @@ function renderParties() {
 async function handle(message) {
   switch (message.type) {
     case "joined":
+      state.lostAt = 0;
+      state.tries = 0;
       state.iceServers = message.ice_servers || [];
       $("identity").textContent = `Room ${message.room_id} as ${message.peer_id} (${message.user})`
         + (message.owner ? `, owner ${message.owner}` : "");
-      for (const watcher of message.watchers || []) chatLine("room", `${watcher.user} is listening`);
+      if (!message.resumed && !state.reconnects) for (const watcher of message.watchers || []) chatLine("room", `${watcher.user} is listening`);
       setStatus("In the room", "registered");
       $("join-panel").hidden = true;
       $("room-panel").hidden = false;
       break;
     case "existing_peers":
-      for (const peerId of message.peers) await offerTo(peerId);
+      for (const peerId of message.peers) {
+        const known = state.peers.get(peerId);
+        // back after a lost socket: connections that go on are kept (browser to browser), the rest made again
+        if (known && peerId !== GATEWAY_PEER && known.pc.connectionState === "connected") continue;
+        if (known) dropPeer(peerId);
+        await offerTo(peerId);
+      }
       break;
     case "peer_joined":
       renderPeers(); // it offers to us
@@ -217,29 +247,53 @@ async function connect(event) {
   const query = new URLSearchParams();
   for (const name of ["token", "api_key"]) if (page.get(name)) query.set(name, page.get(name));
   const suffix = query.toString() ? `?${query}` : "";
-  const url = `${scheme}//${location.host}/webrtc/signaling/${encodeURIComponent(room)}/${encodeURIComponent(peerId)}${suffix}`;
+  state.url = `${scheme}//${location.host}/webrtc/signaling/${encodeURIComponent(room)}/${encodeURIComponent(peerId)}${suffix}`;
   setStatus("Connecting", "connecting");
   state.me = peerId;
   state.room = room;
-  const ws = new WebSocket(url);
+  state.user = user;
+  state.secret = secret;
+  openSocket();
+}
+
+function openSocket() {
+  const ws = new WebSocket(state.url);
   state.ws = ws;
   let queue = Promise.resolve();
   ws.addEventListener("open", () => {
-    if (user) send({ type: "login", user, secret });
+    if (state.user) send({ type: "login", user: state.user, secret: state.secret });
   });
   ws.addEventListener("message", (message) => {
     const parsed = JSON.parse(message.data);
     queue = queue.then(() => handle(parsed)).catch((error) => showError(String(error)));
   });
   ws.addEventListener("close", (close) => {
+    if (state.ws !== ws) return; // (a socket the page gave up already)
+    const lost = !FINAL_CLOSES.has(close.code) && state.room !== null;
+    if (lost && reconnect()) return;
     setStatus(close.code === 1000 ? "Offline" : `Closed (${close.code})`, "offline");
     for (const peerId of [...state.peers.keys()]) dropPeer(peerId);
+    state.room = null;
     $("join-panel").hidden = false;
     $("room-panel").hidden = true;
   });
 }
 
+// A lost socket: opened again after a pause, its connections kept meanwhile; false once RETRY_FOR is over.
+function reconnect() {
+  const now = Date.now();
+  if (!state.lostAt) state.lostAt = now;
+  if (now - state.lostAt > RETRY_FOR) return false;
+  const delay = state.tries < RETRY_DELAYS.length ? RETRY_DELAYS[state.tries] : 5000;
+  state.tries += 1;
+  state.reconnects += 1;
+  setStatus("Reconnecting", "connecting");
+  setTimeout(openSocket, delay);
+  return true;
+}
+
 function leave() {
+  state.room = null;
   if (state.ws) state.ws.close(1000);
   if (state.local) for (const track of state.local.getTracks()) track.stop();
 }

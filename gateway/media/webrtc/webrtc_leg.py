@@ -55,6 +55,7 @@ from gateway.media.webrtc import (
     ice_completion,
     ice_consent,
     ice_ports,
+    ice_urls,
     offer_restart,
     web_codecs,
     web_sdp,
@@ -107,6 +108,7 @@ class WebRtcLeg:
         """``on_rtp(ssrc, sequence, timestamp, payload_type, marker, payload)`` gets each decrypted packet
         while connected; ``clock`` is the one ``send()``'s ``now`` comes from (for sender reports)."""
         aiortc_hooks.register_telephone_event()
+        ice_urls.accept_ipv6_literals()  # ice.gateway's turn:[2001:db8::1] (RFC 7065 §3.1)
         if options.opus_red != "off":
             aiortc_hooks.register_red()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id

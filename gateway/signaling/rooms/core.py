@@ -311,6 +311,17 @@ class RoomRegistry:
             *(Delivery(other, {"type": "peer_joined", "peer_id": peer_id}) for other in others),
         ]
 
+    def resume(self, room_id: str, peer_id: str, user_id: str) -> None:
+        """`peer_id`, kept in `room_id` while its socket was lost, is back under `user_id`: nothing to tell
+        the others. Conflict when the room no longer holds it as that user's; Forbidden when the rules
+        no longer let the user join."""
+        room = self._rooms.get(room_id)
+        if room is None or room.peers.get(peer_id) != user_id:
+            raise Conflict(f"peer {peer_id!r} is in room {room_id!r} already", field="peer_id")
+        if self.access is not None:
+            self.access.check(Action.JOIN, room_id, user_id, room.owner)
+        logger.info("room %s: %s back (user %s)", room_id, peer_id, user_id)
+
     def leave(self, room_id: str, peer_id: str) -> list[Delivery]:
         """`peer_id` left: `peer_left` to the others; idempotent."""
         room = self._rooms.get(room_id)
@@ -382,6 +393,20 @@ class RoomPeer:
         self.user_id = user_id
         self._set_state(PeerState.JOINED)
         return deliveries
+
+    def resume(self, user_id: str) -> None:
+        """Take the place this peer id kept in the room while its last socket was lost (`step_away`)."""
+        if self.state is not PeerState.AWAITING_LOGIN:
+            raise Conflict("logged in already", field="type")
+        self.registry.resume(self.room_id, self.peer_id, user_id)
+        self.user_id = user_id
+        self._set_state(PeerState.JOINED)
+
+    def step_away(self) -> None:
+        """This socket is done, but the peer keeps its place in the room for a new one (`resume`); the
+        registry forgets it only through `RoomRegistry.leave`."""
+        if self.state is PeerState.JOINED:
+            self._set_state(PeerState.LEFT)
 
     def relay(self, request: Relay) -> list[Delivery]:
         if self.state is not PeerState.JOINED:

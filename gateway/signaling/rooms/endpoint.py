@@ -21,6 +21,7 @@ socket for a room of another instance is relayed there (gateway/signaling/ws/rel
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -75,9 +76,20 @@ from gateway.signaling.ws.relay import WsRelay
 logger = logging.getLogger(__name__)
 
 CLOSE_JOIN_REFUSED: Final = 4009
+CLOSE_REPLACED: Final = 4010  # a new socket of the same peer (same id, same user) took this one's place
+AWAY_WAITING: Final = 256  # messages kept for a peer whose socket was lost, until it is back
 TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance the room lives on refuses sockets now
 
 Sender = Callable[[Mapping[str, object]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Away:
+    """A peer whose socket was lost, keeping its place for `rooms.rejoin_grace` (RoomsContext.step_away)."""
+
+    user_id: str
+    timer: asyncio.TimerHandle
+    waiting: list[Mapping[str, object]] = field(default_factory=list)  # what the room sent it meanwhile
 
 
 @dataclass(slots=True)
@@ -106,12 +118,73 @@ class RoomsContext:
             return {}
 
     users: dict[tuple[str, str], WebUser] = field(default_factory=dict)  # (room, peer) -> who, for dial
+    away: dict[tuple[str, str], Away] = field(default_factory=dict)  # (room, peer) -> its kept place
+    # (room, peer) -> the joined socket's peer and how to close that socket (a newer one takes its place)
+    holders: dict[tuple[str, str], tuple[RoomPeer, Callable[[], None]]] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def deliver(self, room_id: str, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
-            send = self.senders.get((room_id, delivery.peer_id))
+            key = (room_id, delivery.peer_id)
+            send = self.senders.get(key)
             if send is not None:  # a peer whose socket is closing: dropped, it leaves next
                 await send(delivery.message)
+            elif (away := self.away.get(key)) is not None and len(away.waiting) < AWAY_WAITING:
+                away.waiting.append(delivery.message)  # (beyond: it will find its connections renewed)
+
+    def step_away(self, peer: RoomPeer, send: Sender) -> bool:
+        """Keep a joined peer whose socket was lost in its room for `rooms.rejoin_grace` (the others are
+        told nothing, its connections and its leg to the gateway's mix go on); False when it leaves now
+        (no grace, nobody else in the room, or another socket took its place already)."""
+        key = (peer.room_id, peer.peer_id)
+        grace, user_id = self.settings.rejoin_grace, peer.user_id
+        if grace <= 0 or user_id in (None, ANONYMOUS) or peer.alone or self.senders.get(key) is not send:
+            return False
+        del self.senders[key]
+        self.holders.pop(key, None)
+        timer = asyncio.get_running_loop().call_later(grace, self._gone, key)
+        self.away[key] = Away(user_id, timer)
+        peer.step_away()
+        logger.info("room %s: %s lost its socket; its place is kept %g s", peer.room_id, peer.peer_id, grace)
+        return True
+
+    def take_back(self, peer: RoomPeer, user_id: str) -> list[Mapping[str, object]] | None:
+        """A new socket of a peer kept away, or of one whose old socket still holds its place (its loss not
+        noticed yet: closed now), under the same user (never anonymous): its place, and what was sent to
+        it while it was away; None when there is none to take (a join as usual)."""
+        key = (peer.room_id, peer.peer_id)
+        away = self.away.get(key)
+        if away is None:  # a socket still holding the place, its loss not noticed yet: replaced
+            holder = self.holders.get(key)
+            if holder is None or user_id == ANONYMOUS or self.registry.user_of(*key) != user_id:
+                return None
+            peer.resume(user_id)
+            old, close = holder
+            old.step_away()
+            close()
+            logger.info("room %s: %s back on a new socket; the old one is closed", *key)
+            return []
+        if away.user_id != user_id:
+            return None
+        peer.resume(user_id)
+        away.timer.cancel()
+        del self.away[key]
+        return away.waiting
+
+    def _gone(self, key: tuple[str, str]) -> None:
+        if self.away.pop(key, None) is not None:
+            task = asyncio.create_task(self.leave(*key))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+    async def leave(self, room_id: str, peer_id: str) -> None:
+        """A joined peer is gone for good: `peer_left` to the others, its leg to the gateway's mix closed."""
+        await self.deliver(room_id, self.registry.leave(room_id, peer_id))
+        self.senders.pop((room_id, peer_id), None)
+        self.users.pop((room_id, peer_id), None)
+        self.holders.pop((room_id, peer_id), None)
+        if self.media is not None:
+            await self.media.peer_left(room_id, peer_id)
 
     # -- RoomHub (gateway/signaling/rooms/media.py): what the gateway peer does in a room ----------------
     async def send(self, room_id: str, peer_id: str, message: Mapping[str, object]) -> None:
@@ -203,11 +276,18 @@ class RoomDialect:
             return  # (a login by message comes first: relayed once it has been checked, `_handle`)
         code = None
         if anonymous:
-            code = await _join(context, peer, ANONYMOUS, self.send)
+            code = await _join(context, peer, ANONYMOUS, self.send, close=self._replaced)
         elif principal is not None:
-            code = await _join(context, peer, principal.user.id, self.send, principal.user)
+            code = await _join(context, peer, principal.user.id, self.send, principal.user, self._replaced)
         if code is not None:
             self._socket.close_with(code)
+
+    def _replaced(self) -> None:
+        """A new socket of this peer took its place in the room: this one closes (4010), leaving nothing."""
+        self._socket.close_with(CLOSE_REPLACED)
+        task = asyncio.create_task(self._socket.close(CLOSE_REPLACED, b"replaced by a new connection"))
+        self._context.background.add(task)
+        task.add_done_callback(self._context.background.discard)
 
     async def _relayed(self, first: str | bytes | None) -> bool:
         """A cluster: carry this socket on to the instance the room lives on when another, with ``first``
@@ -275,7 +355,7 @@ class RoomDialect:
                 return
             if await self._relayed(data):  # the room lives on another instance: the login goes on there
                 return
-            code = await _join(context, peer, principal.user.id, send, principal.user)
+            code = await _join(context, peer, principal.user.id, send, principal.user, self._replaced)
             if code is not None:
                 self._socket.close_with(code)
         elif isinstance(request, (Dial, Hangup)):
@@ -286,11 +366,14 @@ class RoomDialect:
             await self._relay.close()
             return
         context, peer = self._context, self._peer
+        if self._socket.lost and context.step_away(peer, self.send):
+            return
         joined = peer.user_id is not None
         await context.deliver(peer.room_id, peer.leave())
         if context.senders.get((peer.room_id, peer.peer_id)) is self.send:
             del context.senders[(peer.room_id, peer.peer_id)]
             context.users.pop((peer.room_id, peer.peer_id), None)
+            context.holders.pop((peer.room_id, peer.peer_id), None)
             if joined and context.media is not None:
                 await context.media.peer_left(peer.room_id, peer.peer_id)
 
@@ -324,18 +407,25 @@ async def rooms_socket_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _join(
-    context: RoomsContext, peer: RoomPeer, user_id: str, send: Sender, user: WebUser | None = None
+    context: RoomsContext,
+    peer: RoomPeer,
+    user_id: str,
+    send: Sender,
+    user: WebUser | None = None,
+    close: Callable[[], None] = lambda: None,
 ) -> int | None:
     """Join the room: `joined`, `existing_peers` to the peer, `peer_joined` to the others; None when done,
     else the close code after the `error` sent."""
     try:
-        deliveries = peer.join(user_id)
+        waiting = context.take_back(peer, user_id)
+        deliveries = peer.join(user_id) if waiting is None else []
     except SignalingError as exc:
         if isinstance(exc, Forbidden):
             logger.info("room %s: %s (user %s) refused: %s", peer.room_id[:80], peer.peer_id, user_id, exc)
         await send(error_message(exc))
         return CLOSE_JOIN_REFUSED
     context.senders[(peer.room_id, peer.peer_id)] = send
+    context.holders[(peer.room_id, peer.peer_id)] = (peer, close)
     if user is not None:
         context.users[(peer.room_id, peer.peer_id)] = user
     ice = context.ice_servers  # TURN credentials only to peers with credentials
@@ -343,9 +433,12 @@ async def _join(
     await send(
         {"type": "joined", "room_id": peer.room_id, "peer_id": peer.peer_id, "user": user_id,
          "owner": context.registry.owner(peer.room_id), "ice_servers": servers,
-         "watchers": context.media.watchers(peer.room_id) if context.media is not None else []}
+         "watchers": context.media.watchers(peer.room_id) if context.media is not None else [],
+         "resumed": waiting is not None}
     )  # fmt: skip
     await context.deliver(peer.room_id, deliveries)
+    for message in waiting or ():  # (a peer back: what the room said while it was away, in order)
+        await send(message)
     return None
 
 

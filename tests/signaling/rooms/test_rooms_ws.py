@@ -4,8 +4,10 @@ at the upgrade or in `login`, refusals (room full, peer id taken, bad credential
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,8 @@ from tests.signaling.harness import ALICE_SECRET, BOB_SECRET, demo_config, make_
 Client = TestClient[web.Request, web.Application]
 API_KEY = "rooms-test-key-0123456789"
 ALICE = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
+BOB = {"Authorization": "Basic " + base64.b64encode(f"bob:{BOB_SECRET}".encode()).decode()}
+GRACE = 1.0  # rooms.rejoin_grace here
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
@@ -30,6 +34,7 @@ async def client() -> AsyncIterator[Client]:
         GATEWAY_ROOMS__RATE="5",
         GATEWAY_ROOMS__BURST="10",
         GATEWAY_ROOMS__RULES='[{room: "*", public: true}]',  # a lab's open rooms: alice and bob in one
+        GATEWAY_ROOMS__REJOIN_GRACE=str(GRACE),
     )
     harness = make_harness(SignalingLimits(login_timeout=0.5, max_rate_limited=20), config=config)
     test_client = TestClient(TestServer(harness.app))
@@ -109,7 +114,7 @@ async def test_refusals(client: Client) -> None:
         assert (error["code"], error["field"]) == ("not_implemented", "type")
     sockets = [await client.ws_connect(f"/webrtc/signaling/r/p{n}", headers=ALICE) for n in range(3)]
     try:
-        async with client.ws_connect("/webrtc/signaling/r/p0", headers=ALICE) as taken:
+        async with client.ws_connect("/webrtc/signaling/r/p0", headers=BOB) as taken:  # alice's peer id
             error = await _next(taken, "error")
             assert (error["code"], error["field"]) == ("conflict", "peer_id")
             assert (await taken.receive(timeout=5)).type is WSMsgType.CLOSE and taken.close_code == 4009
@@ -128,6 +133,50 @@ async def test_refusals(client: Client) -> None:
         assert (await _next(late, "error"))["code"] == "login_timeout"
         await late.receive(timeout=5)
         assert late.close_code == 4008
+
+
+def _lose(ws: Any) -> None:
+    """The socket's network goes: its TCP connection is cut, no close frame (a phone leaving Wi-Fi)."""
+    ws._conn.transport.abort()
+
+
+async def test_a_peer_whose_socket_was_lost_takes_its_place_back(client: Client) -> None:
+    """A lost socket keeps its peer in the room for `rooms.rejoin_grace`: the others are told nothing, what
+    they send it waits for it, and its new socket (same peer id, same user) gets `joined {resumed: true}`
+    and what waited; a socket of the same peer that arrives while the old one still holds the place
+    replaces it (4010 to the old one); after the grace, or after a clean close, the others get
+    `peer_left` at once."""
+    async with client.ws_connect("/webrtc/signaling/back/stay", headers=BOB) as stay:
+        await _next(stay, "joined")
+        await _next(stay, "existing_peers")
+        lost = await client.ws_connect("/webrtc/signaling/back/mover", headers=ALICE)
+        assert (await _next(lost, "joined"))["resumed"] is False
+        await _next(lost, "existing_peers")
+        await _next(stay, "peer_joined")
+        _lose(lost)
+        await asyncio.sleep(0.3)  # (the gateway notices the loss)
+        offer = {"type": "offer", "offer": {"type": "offer", "sdp": SDP}, "target_peer_id": "mover"}
+        await stay.send_json(offer)  # the mover is still in the room: no error, kept for it
+        async with client.ws_connect("/webrtc/signaling/back/mover", headers=ALICE) as back:
+            assert (await _next(back, "joined"))["resumed"] is True
+            assert (await _next(back, "offer"))["from_peer_id"] == "stay"  # what waited for it
+            # its socket is replaced before the gateway noticed it lost: the old one gets 4010
+            async with client.ws_connect("/webrtc/signaling/back/mover", headers=ALICE) as again:
+                assert (await _next(again, "joined"))["resumed"] is True
+                assert (await back.receive(timeout=5)).type is WSMsgType.CLOSE and back.close_code == 4010
+                await stay.send_json({"type": "ping"})
+                assert await _next(stay) == {
+                    "type": "pong"
+                }  # nothing else came: no peer_left, no peer_joined
+                _lose(again)
+                started = time.monotonic()
+                assert await _next(stay) == {"type": "peer_left", "peer_id": "mover"}  # after the grace
+                assert GRACE - 0.2 < time.monotonic() - started < GRACE + 2
+        async with client.ws_connect("/webrtc/signaling/back/mover", headers=ALICE) as late:
+            assert (await _next(late, "joined"))["resumed"] is False  # too late: a join as any other
+            await _next(late, "existing_peers")
+            assert (await _next(stay, "peer_joined"))["peer_id"] == "mover"
+        assert await _next(stay) == {"type": "peer_left", "peer_id": "mover"}  # a clean close: at once
 
 
 async def test_rate_limit(client: Client) -> None:
