@@ -118,6 +118,9 @@ class SipWebRtcPeer:
         self._remote_ufrag: str | None = None  # the far end's ICE ufrag now
         self._local_ice: tuple[str, str] | None = None  # our ICE ufrag and pwd since the last restart
         self._offers = 0  # re-offers of ours (reinvite)
+        self._early: tuple[str, str, list[str]] | None = None  # the 183's answer (answer_early)
+        self.early_infos: list[str] = []  # trickle INFO bodies received before our 200
+        self.early_info: Response | None = None  # the response to our INFO in the early dialog (call)
         self.offers_sent: list[str] = []  # their SDP, in order
 
     # --- set-up ------------------------------------------------------------------------------------
@@ -202,6 +205,8 @@ class SipWebRtcPeer:
             if (request.headers.get("Content-Type") or "").startswith(sdp.TRICKLE_MEDIA_TYPE):
                 body = request.body.decode()
                 self.infos_received.append(body)
+                if not self._acked.is_set() and self.invite is not None:
+                    self.early_infos.append(body)
                 self._spawn(self._add_trickled(body))
         elif method == "BYE":
             self._send(make_response(request, 200, to_tag=local_tag), addr)
@@ -236,8 +241,10 @@ class SipWebRtcPeer:
             del self._waiting[key]
 
     # --- calling out ---------------------------------------------------------------------------------
-    async def call(self, target: str) -> Response:
-        """INVITE ``target`` with aiortc's offer; on a 2xx: ACK, the answer to aiortc, trickle INFO."""
+    async def call(self, target: str, *, early_trickle: bool = False) -> Response:
+        """INVITE ``target`` with aiortc's offer; on a 2xx: ACK, the answer to aiortc, trickle INFO.
+        ``early_trickle``: the candidates go in an INFO of the early dialog as soon as an 18x names
+        trickle-ice in its Recv-Info (RFC 8840 §4.1); ``early_info`` is then that INFO's response."""
         assert self.endpoint is not None
         uri = parse_uri(target)
         assert isinstance(uri, SipURI)
@@ -253,7 +260,16 @@ class SipWebRtcPeer:
             call_id=new_call_id("127.0.0.1"),
             headers=(("Recv-Info", "trickle-ice"),) if self.trickle else (),
         )
-        final = await self._transaction(invite, addr)
+        early = (
+            asyncio.ensure_future(self._trickle_early(invite, addr, mid, candidates))
+            if early_trickle
+            else None
+        )
+        try:
+            final = await self._transaction(invite, addr)
+        finally:
+            if early is not None and not early.done():
+                early.cancel()
         if final.status >= 300:
             self._send(self._ack(invite, final, addr), addr)
             return final
@@ -264,9 +280,27 @@ class SipWebRtcPeer:
         )
         self._send(self._ack(invite, final, addr), addr)
         await self.media.accept(final.body.decode())
-        if self.trickle:
+        if self.trickle and self.early_info is None:
             await self.send_candidates(mid, candidates)
         return final
+
+    async def _trickle_early(
+        self, invite: Request, addr: tuple[str, int], mid: str, candidates: list[str]
+    ) -> None:
+        """Our candidates in an INFO of the early dialog of the first 18x naming trickle-ice."""
+        while True:
+            for response in self.responses:
+                named = "trickle-ice" in (response.headers.get("Recv-Info") or "")
+                to = response.to
+                if 180 <= response.status < 200 and named and to is not None and to.param("tag"):
+                    contact = response.contacts[0].uri if response.contacts else invite.uri
+                    self._dialog.update(
+                        call_id=invite.call_id, local=invite.from_, remote_addr=to, target=contact,
+                        remote=addr,
+                    )  # fmt: skip
+                    self.early_info = await self.send_candidates(mid, candidates)
+                    return
+            await asyncio.sleep(0.05)
 
     def _ack(self, invite: Request, final: Response, addr: tuple[str, int]) -> Request:
         assert self.endpoint is not None and final.to is not None and invite.from_ is not None
@@ -285,19 +319,40 @@ class SipWebRtcPeer:
         return await asyncio.wait_for(self._incoming.get(), timeout)
 
     async def answer(self) -> None:
-        """Ring (180), then 200 with aiortc's answer (candidates trickled after the ACK when trickling)."""
+        """Ring (180), then 200 with aiortc's answer (candidates trickled after the ACK when trickling);
+        after ``answer_early`` the 200 carries the answer the 183 did, and the candidates went already."""
         invite, addr = self.invite, self._dialog.get("remote")
         assert invite is not None and isinstance(addr, tuple) and self.endpoint is not None
         tag = str(self._dialog["local_tag"])
-        self._send(make_response(invite, 180, to_tag=tag), addr)
+        early = self._early
+        if early is None:
+            self._send(make_response(invite, 180, to_tag=tag), addr)
+        body, mid, candidates = early or await self._answer_for(invite, tag)
+        ok = make_response(invite, 200, to_tag=tag, headers=self._answer_headers(), body=body.encode())
+        for _ in range(30):
+            self._send(ok, addr)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), 0.5)
+                break
+        if self.trickle and early is None:
+            await self.send_candidates(mid, candidates)
+
+    async def answer_early(self) -> Response:
+        """183 with aiortc's answer (Recv-Info: trickle-ice when trickling) and, trickling, our candidates
+        in an INFO of that early dialog (RFC 8840 §4.1), whose final response is returned; ``answer()``
+        sends the 200 later. ``early_infos``: the INFO bodies the far end sent before the 200."""
+        invite, addr = self.invite, self._dialog.get("remote")
+        assert invite is not None and isinstance(addr, tuple)
+        tag = str(self._dialog["local_tag"])
+        self._early = body, mid, candidates = await self._answer_for(invite, tag)
+        progress = make_response(invite, 183, to_tag=tag, headers=self._answer_headers(), body=body.encode())
+        self._send(progress, addr)
+        return await self.send_candidates(mid, candidates)
+
+    async def _answer_for(self, invite: Request, tag: str) -> tuple[str, str, list[str]]:
+        """aiortc's answer to ``invite`` (without candidates when trickling), its mid and candidates; the
+        dialog is ours from now on (the 18x or 200 with ``tag`` goes next)."""
         answer = await self.media.answer(invite.body.decode())
-        body, mid, candidates = split_candidates(answer) if self.trickle else (answer, "0", [])
-        headers: tuple[tuple[str, str], ...] = (
-            ("Contact", str(self.endpoint.contact())),
-            ("Content-Type", "application/sdp"),
-            *(h for h in TRICKLE_HEADERS if self.trickle and (self.recv_info or h[0] != "Recv-Info")),
-        )
-        ok = make_response(invite, 200, to_tag=tag, headers=headers, body=body.encode())
         contact = invite.contacts[0].uri if invite.contacts else invite.uri
         to = invite.to
         assert to is not None and invite.from_ is not None
@@ -305,13 +360,15 @@ class SipWebRtcPeer:
             call_id=invite.call_id, local=to.with_param("tag", tag), remote_addr=invite.from_, target=contact,
             cseq=0,
         )  # fmt: skip
-        for _ in range(30):
-            self._send(ok, addr)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acked.wait(), 0.5)
-                break
-        if self.trickle:
-            await self.send_candidates(mid, candidates)
+        return split_candidates(answer) if self.trickle else (answer, "0", [])
+
+    def _answer_headers(self) -> tuple[tuple[str, str], ...]:
+        assert self.endpoint is not None
+        return (
+            ("Contact", str(self.endpoint.contact())),
+            ("Content-Type", "application/sdp"),
+            *(h for h in TRICKLE_HEADERS if self.trickle and (self.recv_info or h[0] != "Recv-Info")),
+        )
 
     # --- re-INVITEs ----------------------------------------------------------------------------------
     @property

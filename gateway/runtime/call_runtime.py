@@ -43,7 +43,7 @@ from gateway.runtime.call_media import CallMedia
 from gateway.runtime.dispatch import Table
 from gateway.runtime.host import RuntimeHost
 from gateway.runtime.media_side import MediaSide
-from gateway.runtime.passthrough import TRICKLE_PACKAGE
+from gateway.runtime.passthrough import INVITE_HEADERS, TRICKLE_PACKAGE
 from gateway.runtime.sip_side import SipSide
 from gateway.runtime.translate import SignalMapper, hold_direction
 from gateway.signaling import events as sig
@@ -79,6 +79,7 @@ class CallRuntime:
         self._timers: dict[TimerName, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._trickle_held: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []  # INFO before the ACK
+        self._sip_trickle_early: list[str] = []  # the caller's trickle INFO while the web user is rung
         self._finished = False
         self.machine: CallMachine | None = None  # set by the driver: read after the end (call records)
         self.web_user: str | None = None  # the user carrying the call (dialed it, or answered it)
@@ -117,13 +118,13 @@ class CallRuntime:
     def _feed_sip(self, event: ev.Event) -> None:
         """An event of the SIP leg; a REFER is judged by the policy of the web user carrying the call."""
         media = self.bridge
-        if (
-            isinstance(event, ev.SipInfoReceived)
-            and media is not None
-            and event.content_type == sdp.TRICKLE_MEDIA_TYPE
-            and self._trickle_from_sip(media, event.body)
-        ):
-            return
+        if isinstance(event, ev.SipInfoReceived) and event.content_type == sdp.TRICKLE_MEDIA_TYPE:
+            if media is not None and self._trickle_from_sip(media, event.body):
+                return
+            view = self.view() if media is None else None
+            if view is not None and view.passthrough:  # RFC 8840 §4.1: the 180 let the caller trickle
+                self._sip_trickle_early.append(event.body)  # (to the browser once it has the offer)
+                return
         if isinstance(event, ev.SipInfoReceived) and is_picture_fast_update(event.content_type, event.body):
             video = media.video if media is not None else None
             if video is not None:  # RFC 5168: the SIP side wants a keyframe of the browser's video
@@ -135,8 +136,8 @@ class CallRuntime:
             session = self._host.session(machine.session_id) if machine and machine.session_id else None
             own = bool(event.replaces) and names_our_dialog(self._host.ua.calls, event.replaces)
             event = ev.SipReferReceived(event.target, session.user if session else None, event.replaces, own)
-        if isinstance(event, (ev.SipAckReceived, ev.SipAccepted)):
-            self._release_trickle()  # the browser's candidates held until the dialog was confirmed
+        if isinstance(event, (ev.SipAckReceived, ev.SipAccepted, ev.SipProvisional)):
+            self._release_trickle()  # the browser's candidates held until INFO could go
         self.feed_nowait(event)
 
     def _trickle_from_sip(self, media: CallMedia, body: str) -> bool:
@@ -163,23 +164,33 @@ class CallRuntime:
 
     def _send_trickle(self, content_type: str, body: str, headers: Sequence[tuple[str, str]]) -> None:
         """A browser candidate in a trickle-ice INFO, if the SIP side's Recv-Info takes the package
-        (RFC 6086 §4.2.1: no INFO of a package the far end did not name). On a call to the web user the
-        browser trickles as soon as it answered: its INFOs wait for the ACK of our 2xx (the dialog is
-        confirmed then, RFC 3261 §13.3.1.4), in the order they came."""
+        (RFC 6086 §4.2.1: no INFO of a package the far end did not name). INFO goes in the early dialog
+        once an 18x answered our INVITE's offer and named the package (RFC 8840 §4.1: the far end's
+        ICE agent is checking already), else once the dialog is confirmed: on a call to the web user the
+        browser trickles as soon as it answered, and its INFOs wait for the ACK of our 2xx (RFC 3261
+        §13.3.1.4). Held ones go in the order they came."""
         call = self.sip.call
-        if call is not None and TRICKLE_PACKAGE not in call.peer_info_packages:
+        early = call is not None and call.state is SipCallState.EARLY
+        if call is not None and not early and TRICKLE_PACKAGE not in call.peer_info_packages:
             logger.info(
                 "call=%s browser candidate dropped: the SIP side takes no trickle-ice INFO", self.call_id
             )
             return
-        if call is None or call.state is not SipCallState.CONFIRMED or self._trickle_held:
+        if not self._info_now() or self._trickle_held:
             self._trickle_held.append((content_type, body, tuple(headers)))
             return
         self.sip.send_info(content_type, body, headers)
 
+    def _info_now(self) -> bool:
+        """Whether the SIP side may be sent a trickle-ice INFO now (``_send_trickle``)."""
+        call = self.sip.call
+        if call is None or TRICKLE_PACKAGE not in call.peer_info_packages:
+            return False
+        return call.state is SipCallState.CONFIRMED or call.early_info_allowed
+
     def _release_trickle(self) -> None:
         call = self.sip.call
-        if not self._trickle_held or call is None or call.state is not SipCallState.CONFIRMED:
+        if not self._trickle_held or call is None or not self._info_now():
             return
         held, self._trickle_held = self._trickle_held, []
         for content_type, body, headers in held:
@@ -346,13 +357,21 @@ class CallRuntime:
 
     async def _media_command(self, command: cmd.MediaCommand) -> None:
         await self.media.execute(command)
+        media = self.bridge
+        if isinstance(command, cmd.MediaOfferToWeb) and media is not None and self._sip_trickle_early:
+            early, self._sip_trickle_early = self._sip_trickle_early, []
+            for body in early:  # the caller's candidates trickled while the web user was rung
+                self._trickle_from_sip(media, body)
 
     async def _sip_command(self, command: cmd.SipCommand) -> None:
         extra = self.bridge.invite_headers if self.bridge is not None else ()
+        view = self.view() if self.bridge is None else None
+        if view is not None and view.passthrough:  # ringing before the media exists: the 180 says it too
+            extra = INVITE_HEADERS
         if extra and (
             isinstance(command, cmd.SipInvite)
-            or (isinstance(command, cmd.SipRespond) and 200 <= command.status < 300)
-        ):  # RFC 8840 §4.1: the INVITE and its 2xx say Recv-Info/Supported: trickle-ice
+            or (isinstance(command, cmd.SipRespond) and 180 <= command.status < 300)
+        ):  # RFC 8840 §4.1: the INVITE, its 18x and 2xx say Recv-Info/Supported: trickle-ice
             command = dataclasses.replace(command, headers=(*command.headers, *extra))
         await self.sip.execute(command)
 

@@ -21,13 +21,15 @@ instance dies the media flows end to end and outlives it: a survivor takes the s
 Trickle ICE (RFC 8840, the trickle-ice Info Package of RFC 6086): the INVITE says `Recv-Info:
 trickle-ice` and `Supported: trickle-ice` (§4); the browser's trickled candidates (JSON `ice`) go to the
 SIP side as INFO with `Info-Package: trickle-ice` and an `application/trickle-ice-sdpfrag` body (§5, §9)
-once the dialog is established (the runtime holds them until the answer came); the SIP side's INFO
-fragments become `ice` events for the browser (`browser_candidates`).
+once the SIP side answered: in the early dialog when an 18x carried its answer and named the package in
+Recv-Info (§4.1), else once the dialog is established (the runtime holds them until then); the SIP
+side's INFO fragments, early ones too, become `ice` events for the browser (`browser_candidates`).
 
 Calls *to* web users are passed through the same way when the caller's route says so and its offer
 is WebRTC's (driver.passthrough): the INVITE's offer goes to the browser unchanged, the browser's answer
-into the 200 (with `Recv-Info`/`Supported: trickle-ice`), and the browser's trickled candidates go as
-INFO once the ACK confirmed the dialog (the runtime holds them until then).
+into the 200 (with `Recv-Info`/`Supported: trickle-ice`, and in the 180 already, so the caller may
+trickle in the early dialog: the runtime keeps those candidates until the browser has the offer), and
+the browser's trickled candidates go as INFO once the ACK confirmed the dialog (held until then).
 
 This module owns the pass-through kind of `CallMedia`; it imports `sdp` and the media package's errors
 and types only.

@@ -251,7 +251,8 @@ class SipSide:
             if body is not None:
                 call.progress(body)
             elif status != 100:
-                call.ring()
+                call.info_packages = _recv_info(extra) or call.info_packages
+                call.ring(extra)  # a pass-through call's: Recv-Info: trickle-ice (RFC 8840 §4.1)
         elif status < 300:
             assert body is not None  # SipRespond refuses a 2xx without SDP
             call.info_packages = _recv_info(extra)

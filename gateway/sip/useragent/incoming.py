@@ -101,10 +101,10 @@ class IncomingCall(Call):
         assert self.dialog is not None
         return self.dialog
 
-    def ring(self) -> None:
-        """180 Ringing."""
+    def ring(self, headers: Sequence[tuple[str, str]] = ()) -> None:
+        """180 Ringing (with ``headers``: Recv-Info, RFC 6086 §5.2.2)."""
         dialog = self._unanswered("ring")
-        self._provisional(dialog.respond(self.request, 180))
+        self._provisional(dialog.respond(self.request, 180, headers=headers))
         self._set_state(CallState.EARLY)
 
     def _provisional(self, response: Response) -> None:

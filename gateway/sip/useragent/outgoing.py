@@ -69,6 +69,7 @@ class OutgoingCall(Call):
         self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.pracks = PrackSender(self)  # RFC 3262
         self._reliable_answer = False  # our INVITE's offer was answered in a reliable 18x
+        self._early_answer = False  # ...in any 18x (the early dialog is the far end's, INFO may flow)
         if invite.body:
             self.offer_event(OaEvent.SEND_OFFER)
 
@@ -117,6 +118,13 @@ class OutgoingCall(Call):
                 self._final.set_result(Response(500, "Call Ended"))
 
     @property
+    def early_info_allowed(self) -> bool:
+        """INFO in the early dialog (RFC 8840 §4.1, RFC 6086 §4.2.1): once an 18x of that dialog answered
+        our INVITE's offer (the far end's ICE agent exists and knows ours); the runtime also needs the
+        far end to have named the package in Recv-Info."""
+        return self._early_answer and self.state is CallState.EARLY and self.dialog is not None
+
+    @property
     def early_update_allowed(self) -> bool:
         return self._reliable_answer and "UPDATE" in self.peer_allows and self.offers.state is OaState.STABLE
 
@@ -129,12 +137,13 @@ class OutgoingCall(Call):
         if outcome.dialog is not None and self.state is CallState.CALLING:
             self._set_state(CallState.EARLY)
         self._emit(Provisional(response.status, response.reason))
-        if response.headers.get("Allow") is not None:
-            self.learn_allow(response)
+        if response.headers.get("Allow") is not None or response.headers.get("Recv-Info") is not None:
+            self.learn_allow(response)  # (its Info Packages too: INFO in the early dialog, RFC 6086 §5.2.2)
         if 180 <= response.status < 200 and _is_sdp(response):
             self.remote_sdp = response.body.decode("utf-8", "replace")
             if self.invite.body:
                 self.offer_event(OaEvent.RECV_ANSWER)
+                self._early_answer = outcome.dialog is not None
                 # RFC 3311 §5.1: an answer in a *reliable* 18x lets us offer in UPDATE before the 2xx
                 self._reliable_answer = self._reliable_answer or response.headers.get("RSeq") is not None
             self._emit(EarlyMedia(self.remote_sdp))

@@ -106,6 +106,11 @@ class Call:
         """Whether we may send an offer in UPDATE in the early dialog (RFC 3311 §5.1): OutgoingCall."""
         return False
 
+    @property
+    def early_info_allowed(self) -> bool:
+        """Whether we may send INFO in the early dialog (RFC 8840 §4.1): OutgoingCall."""
+        return False
+
     def __init__(self, ua: UserAgent, call_id: str, state: CallState, digest: DigestClient | None) -> None:
         self.ua = ua
         self.call_id = call_id
@@ -284,8 +289,10 @@ class Call:
         self, content_type: str, body: bytes | str, headers: Sequence[tuple[str, str]] = ()
     ) -> Response:
         """Send INFO (RFC 6086) with any body: application/dtmf-relay, trickle-ice-sdpfrag...
-        (``headers``: an Info-Package, RFC 6086 §4.2.1); returns the final response."""
-        dialog = self._established()
+        (``headers``: an Info-Package, RFC 6086 §4.2.1); returns the final response. In the early
+        dialog too when ``early_info_allowed`` (trickle ICE, RFC 8840 §4.1)."""
+        dialog = self.dialog if self.early_info_allowed else self._established()
+        assert dialog is not None
         data = body.encode() if isinstance(body, str) else body
         request = dialog.create_request("INFO", body=data, content_type=content_type, headers=headers)
         final, _ = await self._send(request)

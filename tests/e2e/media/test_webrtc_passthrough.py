@@ -80,6 +80,16 @@ async def page_talks_to_7001(page: Page, base: str, peer: SipWebRtcPeer) -> None
     await expect_page_hears(page, 440)
 
 
+async def page_logged_in(page: Page, base: str) -> list[dict[str, Any]]:
+    """The softphone page at ``base``, logged in as alice; the frames its WebSocket receives, kept."""
+    frames: list[dict[str, Any]] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
+    await page.goto(base + "/")
+    await log_in(page, "alice", ALICE_SECRET)
+    await expect(page.locator("#status")).to_have_text("Registered as Alice")
+    return frames
+
+
 async def expect_peer_hears_the_beep(peer: SipWebRtcPeer, tmp_path: Path, within: float = 8.0) -> None:
     """At least two of Chromium's fake-microphone beeps (one every 500 ms) in what the peer received,
     polled: the aiortc peer decodes in the test's process, late when the machine is loaded."""
@@ -553,11 +563,7 @@ async def test_webrtc_sip_peer_calls_chromium_with_media_passed_through(tmp_path
         SipWebRtcPeer(freq=440, trickle=True, user="7003", addresses=None) as peer,
         chromium_page() as page,
     ):
-        frames: list[dict[str, Any]] = []
-        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
-        await page.goto(gateway.http_url + "/")
-        await log_in(page, "alice", ALICE_SECRET)
-        await expect(page.locator("#status")).to_have_text("Registered as Alice")
+        frames = await page_logged_in(page, gateway.http_url)
         host, port = gateway.sip_address
         dialing = asyncio.ensure_future(peer.call(f"sip:1001@{host}:{port}"))
         await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
@@ -679,3 +685,74 @@ async def test_the_webrtc_sip_peer_holds_and_resumes_a_pass_through_call(tmp_pat
         await expect_page_hears(page, 440)
         await page.get_by_role("button", name="Hang up").click()
         await asyncio.wait_for(peer.ended.wait(), 10)
+
+
+async def test_candidates_trickle_both_ways_in_the_early_dialog(tmp_path: Path) -> None:
+    """Issue 68 item 4, RFC 8840 §4.1: the peer answers in a 183 (its answer, Recv-Info: trickle-ice)
+    and trickles its candidates in an INFO of that early dialog, which the gateway takes (200) and hands
+    the page as `ice` events; the page's candidates reach the peer as INFO in the early dialog too
+    (before, they waited for the 200), so ICE and DTLS come up browser <-> peer before the call is
+    answered; the 200 then connects a call whose audio already flows."""
+    media = {"rtp_ports": {"start": free_range()}}
+    async with (
+        SipWebRtcPeer(freq=440, trickle=True, user="7001", addresses=None) as peer,
+        running_gateway(gateway_config(peer.address, media=media, routes=ROUTES)) as gateway,
+        chromium_page() as page,
+    ):
+        frames: list[dict[str, Any]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: frames.append(_json(data))))
+        await page_calls_7001(page, gateway.http_url)
+        await peer.wait_for_call()
+        info = await peer.answer_early()
+        assert info.status == 200, info
+        await expect(page.locator("#call-state")).to_have_text("Ringing (early audio)…", timeout=10000)
+        await wait_until(lambda: any("a=candidate:" in body for body in peer.early_infos), timeout=10)
+        await wait_until(lambda: any(f.get("type") == "ice" for f in frames), timeout=10)
+        await peer_connected(peer)  # ICE and DTLS before the 200
+        assert not peer._acked.is_set()
+
+        await peer.answer()
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await expect_page_hears(page, 440)
+        await expect_peer_hears_the_beep(peer, tmp_path)
+        assert gateway.ports.held == frozenset()
+        await page.get_by_role("button", name="Hang up").click()
+        await asyncio.wait_for(peer.ended.wait(), 10)
+
+
+async def test_a_callers_candidates_reach_the_ringing_page_in_the_early_dialog(tmp_path: Path) -> None:
+    """Issue 68 item 4, the other way: a WebRTC caller on a pass-through route gets a 180 saying
+    Recv-Info: trickle-ice (RFC 8840 §4.1), so it trickles its candidates in an INFO of the early
+    dialog; the gateway takes it (200) and keeps the candidates for the page, which has them as `ice`
+    events with the offer once it answers (before, the 180 named no package and the INFO was refused
+    469): the peer trickles nothing after the 200, and the call's ICE comes up on those candidates."""
+    media = {"rtp_ports": {"start": free_range()}}
+    async with (
+        running_gateway(gateway_config(None, media=media, routes=ROUTES)) as gateway,
+        SipWebRtcPeer(freq=440, trickle=True, user="7003", addresses=None) as peer,
+        chromium_page() as page,
+    ):
+        frames = await page_logged_in(page, gateway.http_url)
+        host, port = gateway.sip_address
+        dialing = asyncio.ensure_future(peer.call(f"sip:1001@{host}:{port}", early_trickle=True))
+        await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
+        await wait_until(lambda: peer.early_info is not None, timeout=10)
+        assert peer.early_info is not None and peer.early_info.status == 200, peer.early_info
+        ringing = [r for r in peer.responses if r.status == 180]
+        assert ringing and "trickle-ice" in (ringing[0].headers.get("Recv-Info") or "")
+
+        def to_page() -> list[Any]:
+            return [f["candidate"] for f in frames if f.get("type") == "ice"]
+
+        assert not dialing.done()  # still ringing
+        await page.get_by_role("button", name="Answer").click()
+        await wait_until(lambda: any(c and c["candidate"] for c in to_page()), timeout=10)
+        final = await asyncio.wait_for(dialing, 15)
+        assert final.status == 200, final
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        await peer_connected(peer)
+        await expect_page_hears(page, 440)
+        await expect_peer_hears_the_beep(peer, tmp_path)
+        assert peer.infos_sent == 1  # the early INFO only
+        bye = await peer.hangup()
+        assert bye.status == 200
