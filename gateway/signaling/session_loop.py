@@ -52,6 +52,11 @@ from gateway.signaling.origin import OriginPolicy
 
 logger = logging.getLogger(__name__)
 
+ON_THE_WAY: Final = (
+    1012,
+    1013,
+)  # close codes of a server on the way going (Service Restart, Try Again Later)
+
 HARD_SIZE_FACTOR: Final = 4  # messages above 4x the limit are not even read: aiohttp closes with 1009
 CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
@@ -227,7 +232,9 @@ class SessionSocket:
         self.relayed = False
         # a cluster: the signed mark this instance puts on a relay of this socket to ``path`` elsewhere
         self.relay_stamp: Callable[[str, str], Mapping[str, str]] | None = None  # (path, target URL)
-        self.said_goodbye = False  # the peer closed with a close frame of its own (RFC 6455 §5.5.1)
+        # the peer closed with a close frame of its own (RFC 6455 §5.5.1), other than 1012 / 1013: those say a
+        # server on the way restarts (a drained instance's relay), not that the client left
+        self.said_goodbye = False
 
     def authenticated(self) -> None:
         """A SIP digest succeeded on this flow (the transport says so): the authentication deadline is
@@ -554,7 +561,7 @@ async def _read(
             logger.info("%s WebSocket from %s: socket error %s", rules.what, socket.remote, ws.exception())
             return
         else:  # CLOSE, CLOSING, CLOSED: the peer went away, or the heartbeat found it dead
-            socket.said_goodbye = message.type is WSMsgType.CLOSE
+            socket.said_goodbye = message.type is WSMsgType.CLOSE and ws.close_code not in ON_THE_WAY
             return
 
 

@@ -78,6 +78,7 @@ logger = logging.getLogger(__name__)
 CLOSE_JOIN_REFUSED: Final = 4009
 CLOSE_REPLACED: Final = 4010  # a new socket of the same peer (same id, same user) took this one's place
 AWAY_WAITING: Final = 256  # messages kept for a peer whose socket was lost, until it is back
+SERVICE_RESTART: Final = 1012  # RFC 6455 §7.4.1: on a relay, the page's socket went but it may come back
 TRY_AGAIN_LATER: Final = 1013  # RFC 6455 §7.4.1: the instance the room lives on refuses sockets now
 
 Sender = Callable[[Mapping[str, object]], Awaitable[None]]
@@ -362,8 +363,9 @@ class RoomDialect:
             await _sip_party(context, peer, request, send)
 
     async def on_close(self) -> None:
-        if self._relay is not None:
-            await self._relay.close()
+        if self._relay is not None:  # (a socket lost, or closed by a drain here: its peer may come back)
+            back = self._socket.lost or self._socket.close_code == SERVICE_RESTART
+            await self._relay.close(SERVICE_RESTART if back else 1000)
             return
         context, peer = self._context, self._peer
         if self._socket.lost and context.step_away(peer, self.send):

@@ -166,11 +166,12 @@ class WsRelay:
                 code if code is not None and 1000 <= code < 5000 and code != 1006 else 1011
             )
 
-    async def close(self) -> None:
-        """The page went (or the relay failed): the owner's socket goes too."""
+    async def close(self, code: int = 1000) -> None:
+        """The page went (or the relay failed): the owner's socket goes too, with `code` (1012: the page's
+        socket was lost or this instance drains; the page may come back)."""
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(aiohttp.ClientError, ConnectionError):
-                await self._ws.close()
+                await self._ws.close(code=code)
         if self._carrying is not None and self._carrying is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._carrying, 2.0)

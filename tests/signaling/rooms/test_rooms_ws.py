@@ -270,6 +270,17 @@ async def test_a_room_of_another_instance_is_relayed_there_once_the_login_is_che
                 assert await _next(at_b) == {"type": "peer_joined", "peer_id": "late"}
             assert await _next(at_b) == {"type": "peer_left", "peer_id": "late"}
             assert "lab" not in apps[0][ROOMS_KEY].registry.rooms()
+            # a relayed socket lost at A: its relay tells B so (1012), and B keeps the peer's place
+            lost = await a.ws_connect(f"/webrtc/signaling/lab/moving?api_key={API_KEY}")
+            await _next(lost, "joined")
+            await _next(lost, "existing_peers")
+            assert await _next(at_b) == {"type": "peer_joined", "peer_id": "moving"}
+            _lose(lost)
+            await asyncio.sleep(0.5)
+            assert ("lab", "moving") in apps[1][ROOMS_KEY].away
+            async with a.ws_connect(f"/webrtc/signaling/lab/moving?api_key={API_KEY}") as back:
+                assert (await _next(back, "joined"))["resumed"] is True
+            assert await _next(at_b) == {"type": "peer_left", "peer_id": "moving"}  # (closed cleanly now)
         async with a.ws_connect(f"/webrtc/signaling/other/p?api_key={API_KEY}") as astray:
             closed = await astray.receive(timeout=5)  # B: "other" is not its room
             assert closed.type is WSMsgType.CLOSE and closed.data == 1013, closed
