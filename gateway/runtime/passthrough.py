@@ -34,6 +34,10 @@ the browser's trickled candidates go as INFO once the ACK confirmed the dialog (
 This module owns the pass-through kind of `CallMedia`; it imports `sdp` and the media package's errors
 and types only.
 
+A pickup (an INVITE with Replaces while the call rings) is refused 488 (`pickup_from_sip`): its offer
+would need the browser, whose own offer is still unanswered, or a media leg of the gateway's, which
+FreeSWITCH and Asterisk bring back for it and this call has not (docs/interop.md).
+
 Not yet: the web user's own hold muting anything: our hold or resume re-INVITE carries the browser's
 description with the direction changed, but the browser's media flows to the far end whatever the
 gateway says.
