@@ -25,7 +25,14 @@ Boxes:
 
 Score: PESQ P.862 narrowband MOS-LQO (PyPI ``pesq``) of each recording against the speech, aligned by
 cross-correlation; a G.711 round trip of the reference (the ceiling of anything that ends in PCMU) is
-printed first. Runs are interleaved (ours, rtpengine, then the reverse order); medians are printed with
+printed first.
+
+Wideband (``--codec g722`` or ``opus``, issue 66 items 1, 2 and 4): the phone speaks G.722 (16 kHz, the
+boxes transcode it to and from Opus; rtpengine with ``transcode: [G722]``) or Opus (16 kHz PCM, in-band
+FEC; both boxes forward it), and the browser sends 16 kHz speech: each direction is scored twice, PESQ
+P.862.2 wideband (``wb``) at 16 kHz against a 16 kHz espeak-ng reference and narrowband at 8 kHz
+against the 8 kHz one; the ceiling printed first is the phone codec's own round trip of the reference.
+The Chromium column needs its capture at 8 kHz: it runs with ``--codec pcmu`` only. Runs are interleaved (ours, rtpengine, then the reverse order); medians are printed with
 the ratio ours / rtpengine (above 1 is better for us) and /proc/loadavg.
 
 A real browser receiver (``--chromium``, the default; bench/quality_chromium.py): per cell and box a
@@ -35,7 +42,7 @@ Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only ph
 browser column: web -> phone ends at a phone, whose ideal receiver is above.
 
 Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
-     [--sender aiortc|chrome]
+     [--sender aiortc|chrome] [--codec pcmu|g722|opus]
      (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
 """
 
@@ -61,12 +68,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 import gateway_process  # noqa: E402
 from impair import Impairment, ImpairRelay, point_candidates  # noqa: E402
 from quality_peers import (  # noqa: E402
+    PHONE,
+    RATE,
     Address,
     Browser,
     Phone,
+    PhoneCodec,
     SipUas,
     g711_round_trip,
     pcmu_answer,
+    resample,
+    round_trip,
     score,
     sdp_audio_address,
     speech,
@@ -107,9 +119,9 @@ class Ours:
 
     name = "ours"
 
-    def __init__(self) -> None:
+    def __init__(self, codec: PhoneCodec = PHONE["pcmu"]) -> None:
         self.process: asyncio.subprocess.Process | None = None
-        self.uas = SipUas()
+        self.uas = SipUas(codec)
         self.user: Any = None
         self.call_id = ""
 
@@ -161,7 +173,8 @@ class RtpEngine:
 
     name = "rtpengine"
 
-    def __init__(self) -> None:
+    def __init__(self, codec: PhoneCodec = PHONE["pcmu"]) -> None:
+        self.codec = codec
         self._stack = contextlib.ExitStack()
         self.ng: Any = None
         self.call_id = ""
@@ -177,8 +190,12 @@ class RtpEngine:
         from peers.rtpengine import sip_answer_to_web, web_offer_to_sip
 
         self.call_id = f"quality-{time.monotonic_ns()}"
-        sip = await self.ng.request(web_offer_to_sip(self.call_id, "web", offer, transcode=True))
-        web = await self.ng.request(sip_answer_to_web(self.call_id, "web", "phone", pcmu_answer(phone)))
+        to = None if self.codec.name == "opus" else self.codec.name  # Opus on both legs: forwarded
+        sip = await self.ng.request(
+            web_offer_to_sip(self.call_id, "web", offer, transcode=to is not None, to=to)
+        )
+        answer = pcmu_answer(phone, self.codec)
+        web = await self.ng.request(sip_answer_to_web(self.call_id, "web", "phone", answer))
         return web["sdp"].decode(), sdp_audio_address(sip["sdp"].decode())
 
     async def hangup(self) -> None:
@@ -204,6 +221,8 @@ class Result:
     lost: tuple[int, int]  # packets the relays dropped: browser leg, phone leg
     fec: bool = False  # the browser sent in-band FEC (--sender chrome and the box's answer asked for it)
     red: bool = False  # the box's answer to Chromium kept red: Chromium sent RED around Opus
+    to_phone_wb: float = math.nan  # P.862.2 wideband MOS-LQO (--codec g722 or opus)
+    to_web_wb: float = math.nan
 
 
 def chrome_fec_loss(cell: Impairment) -> int:
@@ -211,14 +230,22 @@ def chrome_fec_loss(cell: Impairment) -> int:
     return math.ceil(100 * max(cell.loss, cell.burst_loss))
 
 
-async def one_call(box: Box, cell: Impairment, reference: Any, sender: str = "aiortc") -> Result:
+async def one_call(
+    box: Box, cell: Impairment, reference: Any, sender: str = "aiortc", codec: PhoneCodec = PHONE["pcmu"],
+    wideband: Any = None,
+) -> Result:  # fmt: skip
     """One call through ``box`` with ``cell`` on both impaired legs (different seeds per leg); ``sender``
-    chrome: the browser encodes Opus as Chrome does with in-band FEC (quality_peers.Browser)."""
+    chrome: the browser encodes Opus as Chrome does with in-band FEC (quality_peers.Browser); ``codec``:
+    the phone's; ``wideband``: the 16 kHz reference, which a wideband codec's phone and the browser send
+    and each direction is scored against in wideband too."""
     web_relay = await ImpairRelay(cell).start()
     phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
-    phone = await Phone().start()
+    phone = await Phone(codec).start()
     phone_relay.towards(peer=phone.address)
-    browser = Browser(reference, chrome_fec_loss(cell) if sender == "chrome" else None)
+    sent = wideband if wideband is not None else reference
+    browser = Browser(
+        sent, chrome_fec_loss(cell) if sender == "chrome" else None, 16000 if wideband is not None else RATE
+    )
     try:
         offer, web_address = point_candidates(await browser.offer(), web_relay.b)
         web_relay.towards(peer=web_address)
@@ -228,16 +255,19 @@ async def one_call(box: Box, cell: Impairment, reference: Any, sender: str = "ai
         web_relay.towards(box=box_web)
         await browser.accept(answer)
         load = loadavg()
-        await phone.play(reference, phone_relay.a, TAIL)  # the browser's speech started at "connected"
+        await phone.play(sent, phone_relay.a, TAIL)  # the browser's speech started at "connected"
         await box.hangup()
     finally:
         await browser.close()
         web_relay.close()
         phone_relay.close()
         phone.close()
+    wide = wideband is not None
     return Result(
-        box.name, cell.name, score(reference, phone.recording()), score(reference, browser.recording()),
+        box.name, cell.name, score(reference, phone.recording(RATE)), score(reference, browser.recording()),
         math.nan, math.nan, load, (web_relay.impairer.lost, phone_relay.impairer.lost), browser.fec_used,
+        to_phone_wb=score(wideband, phone.recording(16000), 16000) if wide else math.nan,
+        to_web_wb=score(wideband, browser.recording(16000), 16000) if wide else math.nan,
     )  # fmt: skip
 
 
@@ -295,20 +325,29 @@ async def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="quality-bench-") as temp:
         workdir = Path(temp)
         reference = speech(workdir)
-        ceiling = score(reference, g711_round_trip(reference))
+        codec = PHONE[args.codec]
+        wideband = speech(workdir, rate=16000) if codec.rate == 16000 else None
+        if wideband is None:
+            ceiling = f"a G.711 round trip of the reference scores {score(reference, g711_round_trip(reference)):.2f}"
+        else:
+            trip = round_trip(codec, wideband)
+            ceiling = (
+                f"a {codec.name} round trip of the reference scores WB {score(wideband, trip, 16000):.2f}, "
+                f"NB {score(reference, resample(trip, 16000, RATE)):.2f}"
+            )
         print(
-            f"voice quality, PESQ P.862 NB MOS-LQO: {len(reference) / 8000:.1f} s of espeak-ng speech per "
-            f"call, both directions at once, {args.runs} run(s), seed {args.seed}; "
-            f"a G.711 round trip of the reference scores {ceiling:.2f}; browser sender {args.sender}; "
-            f"load average {loadavg()}",
+            f"voice quality, PESQ P.862 NB{' and P.862.2 WB' if wideband is not None else ''} MOS-LQO: "
+            f"{len(reference) / 8000:.1f} s of espeak-ng speech per call, both directions at once, "
+            f"{args.runs} run(s), seed {args.seed}; the phone speaks {codec.name}; {ceiling}; browser "
+            f"sender {args.sender}; load average {loadavg()}",
             flush=True,
         )
-        boxes: dict[str, Box] = {"ours": Ours(), "rtpengine": RtpEngine()}
+        boxes: dict[str, Box] = {"ours": Ours(codec), "rtpengine": RtpEngine(codec)}
         results: list[Result] = []
         stack = contextlib.AsyncExitStack()
         try:
             context = None
-            if args.chromium:
+            if args.chromium and codec.name == "PCMU":
                 from quality_chromium import capture_file, chromium
 
                 capture = capture_file(reference, 8000, workdir)
@@ -323,7 +362,7 @@ async def bench(args: argparse.Namespace) -> int:
             for run in range(args.runs):
                 for cell in cells:
                     for name in names if run % 2 == 0 else names[::-1]:
-                        r = await one_call(boxes[name], cell, reference, args.sender)
+                        r = await one_call(boxes[name], cell, reference, args.sender, codec, wideband)
                         if context is not None:
                             sent, heard, red = await chromium_call(boxes[name], cell, reference, context)
                             r = dataclasses.replace(r, to_chromium=heard, chromium_to_phone=sent, red=red)
@@ -331,7 +370,12 @@ async def bench(args: argparse.Namespace) -> int:
                         print(
                             f"{cell.name:<14}{name:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
                             f"{r.chromium_to_phone:>12.2f}{'/'.join(map(str, r.lost)):>10}  [{r.load}]"
-                            f"{' fec' if r.fec else ''}{' red' if r.red else ''}",
+                            f"{' fec' if r.fec else ''}{' red' if r.red else ''}"
+                            + (
+                                f"  WB {r.to_phone_wb:.2f} / {r.to_web_wb:.2f}"
+                                if wideband is not None
+                                else ""
+                            ),
                             flush=True,
                         )
         finally:
@@ -344,9 +388,10 @@ async def bench(args: argparse.Namespace) -> int:
         values = [v for v in values if not math.isnan(v)]
         return statistics.median(values) if values else math.nan
 
+    spoken = PHONE[args.codec].name
     print(f"\nmedians of {args.runs} run(s); ratio ours / rtpengine (above 1 is better for us)")
     print(
-        f"{'':<14}{'web -> phone (Opus -> PCMU)':^30}{'phone -> web (PCMU -> Opus)':^30}"
+        f"{'':<14}{f'web -> phone (Opus -> {spoken})':^30}{f'phone -> web ({spoken} -> Opus)':^30}"
         f"{'phone -> Chromium (Opus)':^30}{'Chromium -> phone (PCMU)':^30}"
     )
     print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 4)
@@ -356,6 +401,18 @@ async def bench(args: argparse.Namespace) -> int:
             ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
             row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
         print(row)
+    if any(not math.isnan(r.to_phone_wb) for r in results):
+        print(
+            f"\nwideband, PESQ P.862.2 WB MOS-LQO, the phone speaking {args.codec}; medians, ratio as above"
+        )
+        print(f"{'':<14}{'web -> phone':^30}{'phone -> web':^30}")
+        print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 2)
+        for cell in cells:
+            row = f"{cell.name:<14}"
+            for key in ("to_phone_wb", "to_web_wb"):
+                ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
+                row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
+            print(row)
     print(f"load average {loadavg()} at the end")
     return 0
 
@@ -379,6 +436,13 @@ def main() -> int:
         help="also each cell's phone -> web direction to headless Chromium (Playwright, /usr/bin/chromium)",
     )
     parser.add_argument("--seed", type=int, default=1, help="the impairment's seed (the phone leg's + 1000)")
+    parser.add_argument(
+        "--codec",
+        choices=sorted(PHONE),
+        default="pcmu",
+        help="the phone's codec: pcmu (narrowband), g722 (wideband, transcoded to and from Opus) or opus "
+        "(wideband, forwarded); g722 and opus are scored in P.862.2 wideband too, without Chromium",
+    )
     args = parser.parse_args()
     unknown = set(args.cells.split(",")) - set(CELLS)
     if unknown:

@@ -1,8 +1,9 @@
 """The peers of bench/quality_bench.py: speech, the browser (aiortc, Opus), the phone (plain PCMU), a SIP
 UAS for the gateway's PBX leg, and PESQ.
 
-* ``speech(workdir)``: 23 s of speech made at run time by espeak-ng (ten Harvard sentences, IEEE 1969),
-  resampled by sox to 8 kHz mono 16-bit: the reference PESQ compares with.
+* ``speech(workdir, rate)``: 23 s of speech made at run time by espeak-ng (ten Harvard sentences, IEEE
+  1969; espeak-ng speaks at 22.05 kHz), resampled by sox to 8 kHz (or 16 kHz: the wideband reference) mono
+  16-bit: the reference PESQ compares with.
 * ``Browser``: an aiortc peer offering Opus only, sending the speech (``SpeechTrack``, 20 ms frames on
   the loop clock) and recording what it decodes, each frame placed by its RTP timestamp (a frame that
   never came is silence: no concealment, as the ideal receiver). aiortc's own Opus encoder (96 kb/s,
@@ -12,18 +13,23 @@ UAS for the gateway's PBX leg, and PESQ.
   low-bit-rate copy of each frame carried in the next packet (RFC 6716 §2.1.7). An answer without
   ``useinbandfec=1`` gets aiortc's encoder whatever ``fec_loss`` says.
 * ``Phone``: the "ideal receiver" and the phone's sender on one UDP socket (symmetric RTP): it places
-  every PCMU packet it receives by RTP timestamp into a buffer (silence where missing), and sends the
-  speech as PCMU, paced every 20 ms, consecutive sequence numbers and timestamps.
-* ``SipUas``: a tiny SIP UAS over UDP (RFC 3261 §8.2.6, §13.3): 200 to INVITE with an answer of PCMU to
-  the address it is told, 200 to BYE and OPTIONS; it keeps the offer (where the box's SIP leg listens).
-* ``score(reference, degraded)``: PESQ P.862 narrowband MOS-LQO (P.862.1, PyPI ``pesq``) after aligning
-  the degraded signal by cross-correlation (TESTING.md).
+  every packet of its codec it receives by RTP timestamp into a buffer (silence where missing), and sends
+  the speech in it, paced every 20 ms, consecutive sequence numbers and timestamps. Its codec (``PHONE``):
+  PCMU (8 kHz), G.722 (16 kHz, FFmpeg's; its ADPCM decoder takes the packets in arrival order, nothing
+  concealed) or Opus (16 kHz in and out, libopus with in-band FEC, RTP clock 48 kHz).
+* ``SipUas``: a tiny SIP UAS over UDP (RFC 3261 §8.2.6, §13.3): 200 to INVITE with an answer of the
+  phone's codec to the address it is told, 200 to BYE and OPTIONS; it keeps the offer (where the box's
+  SIP leg listens).
+* ``score(reference, degraded, rate)``: PESQ MOS-LQO (PyPI ``pesq``) after aligning the degraded signal
+  by cross-correlation (TESTING.md): P.862 narrowband (P.862.1's mapping) at 8 kHz, P.862.2 wideband at
+  16 kHz.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import dataclasses
 import fractions
 import re
 import struct
@@ -39,7 +45,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
 from gateway.media.webrtc import aiortc_hooks
-from peers.audio import ulaw_decode, ulaw_encode
+from peers.audio import G722, Opus, ulaw_decode, ulaw_encode
 
 RATE = 8000
 FRAME = 160  # 20 ms at 8 kHz
@@ -54,12 +60,38 @@ TEXT = (
 )
 
 
-def speech(workdir: Path, seconds: float = SECONDS) -> np.ndarray[Any, np.dtype[np.int16]]:
-    """``seconds`` of espeak-ng speech at 8 kHz, int16, peaks at -3 dBFS (sox ``gain -n -3``)."""
-    raw, out = workdir / "speech-raw.wav", workdir / "speech-8k.raw"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), TEXT], check=True)
+@dataclasses.dataclass(frozen=True, slots=True)
+class PhoneCodec:
+    """The phone's codec: RTP payload type and clock, the rate of its PCM, its SDP lines."""
+
+    name: str
+    payload_type: int
+    clock: int
+    rate: int
+    rtpmap: str
+    fmtp: str = ""
+
+    @property
+    def frame(self) -> int:
+        """Samples of PCM in 20 ms."""
+        return self.rate // 50
+
+
+PHONE = {
+    "pcmu": PhoneCodec("PCMU", 0, 8000, 8000, "PCMU/8000"),
+    "g722": PhoneCodec("G722", 9, 8000, 16000, "G722/8000"),  # RFC 3551 §4.5.2: 16 kHz, clock 8000
+    "opus": PhoneCodec("opus", 111, 48000, 16000, "opus/48000/2", "useinbandfec=1"),
+}
+
+
+def speech(workdir: Path, seconds: float = SECONDS, rate: int = RATE) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """``seconds`` of espeak-ng speech at ``rate`` (8 or 16 kHz), int16, peaks at -3 dBFS (sox ``gain -n
+    -3``); espeak-ng's own output (22.05 kHz) is made once per ``workdir``."""
+    raw, out = workdir / "speech-raw.wav", workdir / f"speech-{rate // 1000}k.raw"
+    if not raw.exists():
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), TEXT], check=True)
     subprocess.run(
-        ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw",
+        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw",
          str(out), "gain", "-n", "-3", "trim", "0", str(seconds)],
         check=True,
     )  # fmt: skip
@@ -72,14 +104,52 @@ def g711_round_trip(samples: np.ndarray[Any, np.dtype[np.int16]]) -> np.ndarray[
     return np.frombuffer(decoded.tobytes(), dtype=np.int16).copy()
 
 
-def score(reference: np.ndarray[Any, Any], degraded: np.ndarray[Any, Any]) -> float:
-    """PESQ MOS-LQO (narrowband) of ``degraded`` against ``reference``, aligned by cross-correlation;
-    NaN when nothing was heard or PESQ finds no speech."""
+def round_trip(codec: PhoneCodec, samples: np.ndarray[Any, np.dtype[np.int16]]) -> np.ndarray[Any, Any]:
+    """``samples`` (at ``codec.rate``) encoded and decoded by the phone's codec, 20 ms at a time: the
+    ceiling of anything that ends in it."""
+    encoder, decoder = _codec_pair(codec)
+    out = [
+        decoder(encoder(samples[i : i + codec.frame]))
+        for i in range(0, len(samples) - codec.frame + 1, codec.frame)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+
+def _codec_pair(
+    codec: PhoneCodec,
+) -> tuple[Any, Any]:
+    """The phone's encoder (int16 samples -> payload) and decoder (payload -> int16 samples)."""
+    if codec.name == "PCMU":
+        return (
+            lambda pcm: ulaw_encode(array.array("h", pcm.tobytes())),
+            lambda data: np.frombuffer(ulaw_decode(data).tobytes(), dtype=np.int16).copy(),
+        )
+    tx, rx = (G722(), G722()) if codec.name == "G722" else (Opus(codec.rate), Opus(codec.rate))
+    return (
+        lambda pcm: tx.encode(array.array("h", pcm.tobytes())),
+        lambda data: np.frombuffer(rx.decode(data).tobytes(), dtype=np.int16).copy(),
+    )
+
+
+def resample(samples: np.ndarray[Any, Any], rate: int, to: int) -> np.ndarray[Any, Any]:
+    """``samples`` at ``rate`` resampled to ``to`` (FFmpeg's resampler, the whole buffer at once)."""
+    if rate == to or not len(samples):
+        return samples
+    frame = AudioFrame.from_ndarray(samples.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = AudioResampler(format="s16", layout="mono", rate=to)
+    out = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(frame), *resampler.resample(None)]]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+
+def score(reference: np.ndarray[Any, Any], degraded: np.ndarray[Any, Any], rate: int = RATE) -> float:
+    """PESQ MOS-LQO of ``degraded`` against ``reference``, aligned by cross-correlation: narrowband at
+    8 kHz, wideband (P.862.2) at 16 kHz; NaN when nothing was heard or PESQ finds no speech."""
     from pesq import PesqError, pesq
 
     ref = reference.astype(np.float64)
     deg = degraded.astype(np.float64)
-    if len(deg) < RATE or not np.any(deg):
+    if len(deg) < rate or not np.any(deg):
         return float("nan")
     size = 1 << int(np.ceil(np.log2(len(ref) + len(deg))))
     correlation = np.fft.irfft(np.fft.rfft(deg, size) * np.conj(np.fft.rfft(ref, size)), size)
@@ -92,16 +162,18 @@ def score(reference: np.ndarray[Any, Any], degraded: np.ndarray[Any, Any]) -> fl
     offset = max(-lag, 0)
     aligned[offset : offset + len(piece)] = piece[: len(ref) - offset]
     try:
-        return float(pesq(RATE, ref, aligned, "nb"))
+        return float(pesq(rate, ref, aligned, "nb" if rate == RATE else "wb"))
     except PesqError:
         return float("nan")
 
 
 class Placed:
-    """Samples placed by RTP timestamp (``clock`` Hz) into one buffer; silence where nothing came."""
+    """Samples placed by RTP timestamp (``clock`` Hz) into one buffer of ``rate`` Hz (the clock's by
+    default); silence where nothing came."""
 
-    def __init__(self, clock: int) -> None:
+    def __init__(self, clock: int, rate: int | None = None) -> None:
         self.clock = clock
+        self.rate = rate or clock
         self.chunks: list[tuple[int, np.ndarray[Any, Any]]] = []
         self._first: int | None = None
         self._last = 0
@@ -112,7 +184,7 @@ class Placed:
         # RFC 3550 §5.1: timestamps wrap; unwrap against the last one seen (a signed 32-bit step)
         step = (timestamp - self._last + 0x80000000) % 0x100000000 - 0x80000000
         self._last += step
-        self.chunks.append((self._last - self._first, samples))
+        self.chunks.append(((self._last - self._first) * self.rate // self.clock, samples))
 
     def samples(self) -> np.ndarray[Any, Any]:
         if not self.chunks:
@@ -126,13 +198,14 @@ class Placed:
 
 
 class SpeechTrack(MediaStreamTrack):
-    """The speech in 20 ms frames (8 kHz mono s16, aiortc resamples for Opus), then silence."""
+    """The speech in 20 ms frames (8 kHz mono s16, or ``rate``; aiortc resamples for Opus), then silence."""
 
     kind = "audio"
 
-    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]], rate: int = RATE) -> None:
         super().__init__()
         self.samples = samples
+        self.rate = rate
         self._pts = 0
         self._start: float | None = None
 
@@ -140,14 +213,15 @@ class SpeechTrack(MediaStreamTrack):
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
-        delay = self._start + self._pts / RATE - loop.time()
+        rate, size = self.rate, self.rate // 50
+        delay = self._start + self._pts / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        chunk = self.samples[self._pts : self._pts + FRAME]
-        frame = AudioFrame(format="s16", layout="mono", samples=FRAME)
-        frame.planes[0].update(chunk.tobytes() + bytes(2 * (FRAME - len(chunk))))
-        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, fractions.Fraction(1, RATE)
-        self._pts += FRAME
+        chunk = self.samples[self._pts : self._pts + size]
+        frame = AudioFrame(format="s16", layout="mono", samples=size)
+        frame.planes[0].update(chunk.tobytes() + bytes(2 * (size - len(chunk))))
+        frame.sample_rate, frame.pts, frame.time_base = rate, self._pts, fractions.Fraction(1, rate)
+        self._pts += size
         return frame
 
 
@@ -171,11 +245,13 @@ class Browser:
     """An aiortc "browser" on 127.0.0.1 offering Opus only, sending ``samples``, recording by timestamp;
     ``fec_loss``: encode as Chrome does with in-band FEC at that expected loss (module note)."""
 
-    def __init__(self, samples: np.ndarray[Any, np.dtype[np.int16]], fec_loss: int | None = None) -> None:
+    def __init__(
+        self, samples: np.ndarray[Any, np.dtype[np.int16]], fec_loss: int | None = None, rate: int = RATE
+    ) -> None:
         self.fec_loss = fec_loss
         self.fec_used = False
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.transceiver = self.pc.addTransceiver(SpeechTrack(samples), direction="sendrecv")
+        self.transceiver = self.pc.addTransceiver(SpeechTrack(samples, rate), direction="sendrecv")
         opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.name.lower() == "opus"]
         self.transceiver.setCodecPreferences(opus)
         aiortc_hooks.restrict_host_addresses(self.pc, ["127.0.0.1"])
@@ -209,16 +285,9 @@ class Browser:
         except (MediaStreamError, asyncio.CancelledError):
             pass
 
-    def recording(self) -> np.ndarray[Any, Any]:
-        """What it heard, at 8 kHz (decoded frames are 48 kHz: one resampling of the whole buffer)."""
-        pcm = self.heard.samples()
-        if not len(pcm):
-            return pcm
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 48000
-        resampler = AudioResampler(format="s16", layout="mono", rate=RATE)
-        out = [f.to_ndarray().reshape(-1) for f in [*resampler.resample(frame), *resampler.resample(None)]]
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+    def recording(self, rate: int = RATE) -> np.ndarray[Any, Any]:
+        """What it heard, at ``rate`` (decoded frames are 48 kHz: one resampling of the whole buffer)."""
+        return resample(self.heard.samples(), 48000, rate)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -245,44 +314,50 @@ class _UdpPeer(asyncio.DatagramProtocol):
 
 
 class Phone(_UdpPeer):
-    """The ideal receiver (PCMU placed by RTP timestamp) and a paced PCMU sender, on one UDP socket."""
+    """The ideal receiver (its codec's packets placed by RTP timestamp) and a paced sender in that codec
+    (PCMU by default), on one UDP socket."""
 
-    def __init__(self) -> None:
-        self.heard = Placed(RATE)
+    def __init__(self, codec: PhoneCodec = PHONE["pcmu"]) -> None:
+        self.codec = codec
+        self.heard = Placed(codec.clock, codec.rate)
         self.transport: asyncio.DatagramTransport | None = None
         self.received = 0
+        self._encode, self._decode = _codec_pair(codec)
 
     async def start(self) -> Phone:
         await self.bind()
         return self
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        if len(data) < 12 or data[0] >> 6 != 2 or data[1] & 0x7F != 0:
-            return  # not RTP, or not PCMU (telephone-event, comfort noise, RTCP)
+        if len(data) < 12 or data[0] >> 6 != 2 or data[1] & 0x7F != self.codec.payload_type:
+            return  # not RTP, or not its codec (telephone-event, comfort noise, RTCP)
         skip = 12 + 4 * (data[0] & 0x0F)
         if data[0] & 0x10:  # RFC 3550 §5.3.1 header extension
             skip += 4 + 4 * struct.unpack_from("!H", data, skip + 2)[0]
         payload = data[skip : len(data) - (data[-1] if data[0] & 0x20 else 0)]
         self.received += 1
-        samples = np.frombuffer(ulaw_decode(payload).tobytes(), dtype=np.int16)
-        self.heard.put(struct.unpack_from("!I", data, 4)[0], samples)
+        self.heard.put(struct.unpack_from("!I", data, 4)[0], self._decode(payload))
 
     async def play(self, samples: np.ndarray[Any, np.dtype[np.int16]], to: Address, tail: float) -> None:
-        """The speech as PCMU to ``to``, a packet every 20 ms on the loop clock, then ``tail`` s of silence."""
+        """The speech (at the codec's rate) to ``to``, a packet every 20 ms on the loop clock, then ``tail``
+        s of silence."""
         assert self.transport is not None
-        padded = np.concatenate([samples, np.zeros(int(tail * RATE), dtype=np.int16)])
-        encoded = ulaw_encode(array.array("h", padded.tobytes()))
+        codec = self.codec
+        padded = np.concatenate([samples, np.zeros(int(tail * codec.rate), dtype=np.int16)])
         loop = asyncio.get_running_loop()
-        start, ssrc = loop.time(), 0x51A7E
-        for index in range(len(encoded) // FRAME):
-            header = struct.pack("!BBHII", 0x80, 0x80 if index == 0 else 0, index, FRAME * index, ssrc)
-            self.transport.sendto(header + encoded[FRAME * index : FRAME * (index + 1)], to)
+        start, ssrc, ticks = loop.time(), 0x51A7E, codec.clock // 50
+        for index in range(len(padded) // codec.frame):
+            payload = self._encode(padded[codec.frame * index : codec.frame * (index + 1)])
+            marker = 0x80 if index == 0 else 0
+            header = struct.pack("!BBHII", 0x80, marker | codec.payload_type, index, ticks * index, ssrc)
+            self.transport.sendto(header + payload, to)
             delay = start + (index + 1) * 0.02 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def recording(self) -> np.ndarray[Any, Any]:
-        return self.heard.samples()
+    def recording(self, rate: int | None = None) -> np.ndarray[Any, Any]:
+        """What it heard, at its codec's rate or ``rate``."""
+        return resample(self.heard.samples(), self.codec.rate, rate or self.codec.rate)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -298,19 +373,24 @@ def sdp_audio_address(text: str) -> Address:
     return host.group(1), int(port.group(1))
 
 
-def pcmu_answer(media: Address) -> str:
-    """A plain answer of PCMU only, to ``media`` (what the phone's desk phone would say)."""
+def pcmu_answer(media: Address, codec: PhoneCodec = PHONE["pcmu"]) -> str:
+    """A plain answer of the phone's codec only (PCMU by default), to ``media`` (what the desk phone would
+    say)."""
     host, port = media
+    pt = codec.payload_type
+    fmtp = f"a=fmtp:{pt} {codec.fmtp}\r\n" if codec.fmtp else ""
     return (
         f"v=0\r\no=uas 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-        f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"
+        f"m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec.rtpmap}\r\n{fmtp}a=ptime:20\r\na=sendrecv\r\n"
     )
 
 
 class SipUas(_UdpPeer):
-    """The PBX leg's far end: answers every INVITE with PCMU towards ``media`` (set per call)."""
+    """The PBX leg's far end: answers every INVITE with ``codec`` (PCMU by default) towards ``media`` (set
+    per call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: PhoneCodec = PHONE["pcmu"]) -> None:
+        self.codec = codec
         self.transport: asyncio.DatagramTransport | None = None
         self.media: Address = ("127.0.0.1", 9)
         self.offers: asyncio.Queue[str] = asyncio.Queue()
@@ -342,7 +422,7 @@ class SipUas(_UdpPeer):
         answer = ""
         if method == "INVITE":
             self.offers.put_nowait(body)
-            answer = pcmu_answer(self.media)
+            answer = pcmu_answer(self.media, self.codec)
         host, port = self.address
         extra = [f"Contact: <sip:uas@{host}:{port}>", "Content-Type: application/sdp"] if answer else []
         response = "\r\n".join(

@@ -171,8 +171,11 @@ class Opus:
 
     rate = 48000
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = 48000) -> None:
+        """``rate``: of the PCM in and out (libopus takes 8-48 kHz; the RTP clock stays 48000)."""
         from gateway.media.codecs.opus_decoder import OpusDecoder
+
+        self.rate = rate
 
         self._encoder = CodecContext.create("libopus", "w")
         self._encoder.format, self._encoder.layout, self._encoder.sample_rate = "s16", "mono", self.rate

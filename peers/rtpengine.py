@@ -150,9 +150,10 @@ def _decode(data: bytes, at: int) -> tuple[Decoded, int]:
 
 
 def web_offer_to_sip(
-    call_id: str, from_tag: str, sdp: str, *, transcode: bool = False
+    call_id: str, from_tag: str, sdp: str, *, transcode: bool = False, to: str | None = None
 ) -> dict[str, Bencodable]:
-    """The ``offer`` for a browser's SDP: plain RTP/AVP towards the SIP side (aiortc's flags above)."""
+    """The ``offer`` for a browser's SDP: plain RTP/AVP towards the SIP side (aiortc's flags above);
+    ``transcode``: Opus masked and ``to`` (PCMU by default) offered instead, rtpengine transcoding."""
     message: dict[str, Bencodable] = {
         "command": "offer",
         "call-id": call_id,
@@ -165,7 +166,7 @@ def web_offer_to_sip(
         "replace": ["origin", "session-connection"],
     }
     if transcode:
-        message["codec"] = {"mask": ["opus"], "transcode": ["PCMU"]}
+        message["codec"] = {"mask": ["opus"], "transcode": [to or "PCMU"]}
     return message
 
 
