@@ -635,6 +635,7 @@ export class Call extends EventTarget {
           // who holds: `by` local (this user) or remote (the far end); the call is "held" while either does
           if (message.by === "remote") this.remoteHold = message.type === "held";
           else this.localHold = message.type === "held";
+          this._sendAudio();
           if (this.localHold || this.remoteHold) this._setState("held");
           else this._setState("connected");
           emit(this, "hold", { local: this.localHold, remote: this.remoteHold });
@@ -663,6 +664,7 @@ export class Call extends EventTarget {
           if (message.sdp) await this._remoteDescription("answer", message.sdp); // (none: media kept)
           this.localHold = Boolean(message.held_local);
           this.remoteHold = Boolean(message.held_remote);
+          this._sendAudio();
           this._setState(message.held_local || message.held_remote ? "held" : "connected");
           emit(this, "hold", { local: this.localHold, remote: this.remoteHold });
           break;
@@ -844,8 +846,14 @@ export class Call extends EventTarget {
   // Mute or unmute the microphone locally (the gateway is not told; the far end hears silence).
   mute(on = true) {
     this.muted = Boolean(on);
-    for (const track of this.localStream?.getAudioTracks() || []) track.enabled = !this.muted;
+    this._sendAudio();
     emit(this, "state", { state: this.state });
+  }
+
+  // The microphone goes out unless muted or held by this user: a call whose media flows end to end (a
+  // web-to-web call, a pass-through route) has no gateway in the path to hold it back.
+  _sendAudio() {
+    for (const track of this.localStream?.getAudioTracks() || []) track.enabled = !this.muted && !this.localHold;
   }
 
   // While `pc` carries the call: a connected call (not held) that received no audio packet for
@@ -993,7 +1001,7 @@ export class Call extends EventTarget {
       this._setState("reconnecting");
       const live = this.localStream?.getAudioTracks().some((t) => t.readyState === "live");
       await this._start(live ? this.localStream : null);
-      if (this.muted) this.mute(true);
+      this._sendAudio(); // (muted or held: the new stream too)
       const offer = await this._localOffer();
       await this.client.request({ type: "reattach", call_id: this.id, sdp: offer });
     } finally {

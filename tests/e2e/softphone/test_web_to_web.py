@@ -221,3 +221,31 @@ async def test_a_peer_to_peer_page_reloaded_mid_call_hears_the_other_again(tmp_p
         assert gateway.driver.calls == 2
         await bob.get_by_role("button", name="Hang up").click()
         await expect(alice.locator("#call-state")).to_have_text("No call", timeout=10000)
+
+
+async def test_a_peer_to_peer_call_held_and_resumed_by_one_page() -> None:
+    """`calls.web_calls: p2p`: alice holds. Her re-offer (sendonly) crosses the gateway's loop to bob's end,
+    which offers it to bob's page (a pass-through call's hold reaches the browser, issue 68 item 4): his
+    page shows "Held by the other side" and answers recvonly, alice's shows "On hold", and bob hears nothing
+    from her. She resumes: both "Connected", each hears the other again, on the same connections."""
+    config = no_pbx_config(calls={"web_calls": "p2p"})
+    async with running_gateway(config) as gateway, two_users(gateway) as (alice, bob):
+        await p2p_call(alice, bob)
+        await bob.evaluate("window.firstPc = window.softphone.call.pc")
+        await alice.get_by_role("button", name="Hold", exact=True).click()
+        await expect(alice.locator("#call-state")).to_have_text("On hold", timeout=10000)
+        await expect(bob.locator("#call-state")).to_have_text("Held by the other side", timeout=10000)
+        directions = await bob.evaluate(
+            "() => [...window.softphone.call.pc.getTransceivers()].map((t) => t.currentDirection)"
+        )
+        assert "recvonly" in directions, directions
+        await asyncio.sleep(1.0)  # (what was on its way)
+        assert await read_meter(bob, "remote-level", 0.02, timeout=2) < 0.02, "bob hears alice on hold"
+        await alice.get_by_role("button", name="Resume", exact=True).click()
+        for page in alice, bob:
+            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=10000)
+            assert await read_meter(page, "remote-level", 0.02, timeout=10) >= 0.02, "no audio after resume"
+        assert await bob.evaluate("window.softphone.call.pc === window.firstPc"), (
+            "bob's page made a new connection"
+        )
+        assert gateway.driver.calls == 2
