@@ -1,6 +1,6 @@
 """kill -9 of a gateway instance carrying N calls (issue 34 item 3): how many come back, and how fast.
 
-Run: python bench/takeover_bench.py [--calls 20] [--lease 2] [--heartbeat 0.5]
+Run: python bench/takeover_bench.py [--calls 20] [--lease 2] [--heartbeat 0.5] [--page-procs 1]
      (needs sipp, kamailio, redis-server, haproxy; about a minute)
 
 Everything runs on loopback, as docs/deploy.md describes a cluster: Redis, three gateway instances as
@@ -141,7 +141,7 @@ async def relogin(index: int, front: str, token: str, call_id: str, kill_time: f
         await asyncio.sleep(min(2.0, 0.2 * attempt) * (0.5 + random.random()))  # backoff, jittered
 
 
-async def pages_main(count: int, gw1: str, front: str) -> None:
+async def pages_main(count: int, gw1: str, front: str, first: int = 0) -> None:
     loop = asyncio.get_running_loop()
     killed: asyncio.Future[float] = loop.create_future()
     reader = asyncio.StreamReader()
@@ -160,7 +160,7 @@ async def pages_main(count: int, gw1: str, front: str) -> None:
             result = {"index": index, "lost": f"before the kill: {exc!r}"}
         print(json.dumps(result), flush=True)
 
-    await asyncio.gather(*(page(i) for i in range(count)))
+    await asyncio.gather(*(page(i) for i in range(first, first + count)))
     waiting.cancel()
 
 
@@ -249,28 +249,58 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def run_pages(args: argparse.Namespace, gw1: Any, front: str) -> list[dict[str, Any]]:
-    pages = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--pages", str(args.calls), gw1.http_url, front,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert pages.stdin is not None and pages.stdout is not None
-    ready, results = 0, list[dict[str, Any]]()
-    while ready + len(results) < args.calls:  # every page up (or failed before the kill)
-        line = await asyncio.wait_for(pages.stdout.readline(), 120)
-        if not line:
-            raise RuntimeError(f"the pages' process ended before every call was up: {results[:3]}")
-        item = json.loads(line)
-        if "ready" in item:
-            ready += 1
-        else:
-            results.append(item)
+    """The pages in ``--page-procs`` processes (a share of the calls each), all told the kill at once."""
+    shares = [
+        args.calls // args.page_procs + (i < args.calls % args.page_procs) for i in range(args.page_procs)
+    ]
+    starts = [sum(shares[:i]) for i in range(len(shares))]
+    procs = []
+    for share, start in zip(shares, starts, strict=True):
+        if share:
+            command = [
+                sys.executable,
+                __file__,
+                "--pages",
+                str(share),
+                gw1.http_url,
+                front,
+                "--first",
+                str(start),
+            ]
+            pipe = asyncio.subprocess.PIPE
+            procs.append(await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe))
+    results: list[dict[str, Any]] = []
+
+    async def until_up(proc: asyncio.subprocess.Process, share: int) -> None:
+        assert proc.stdout is not None
+        ready = done = 0
+        while ready + done < share:  # every page up (or failed before the kill)
+            line = await asyncio.wait_for(proc.stdout.readline(), 120)
+            if not line:
+                raise RuntimeError(f"a pages' process ended before every call was up: {results[:3]}")
+            item = json.loads(line)
+            if "ready" in item:
+                ready += 1
+            else:
+                results.append(item)
+                done += 1
+
+    await asyncio.gather(*(until_up(p, s) for p, s in zip(procs, [s for s in shares if s], strict=True)))
     await asyncio.sleep(1.0)  # a heartbeat or two: every call's handover in Redis
     gw1.kill()
-    pages.stdin.write(f"{time.time()}\n".encode())
-    await pages.stdin.drain()
-    async for line in pages.stdout:
-        results.append(json.loads(line))
-    await pages.wait()
+    now = f"{time.time()}\n".encode()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(now)
+    await asyncio.gather(*(p.stdin.drain() for p in procs if p.stdin is not None))
+
+    async def rest(proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            results.append(json.loads(line))
+        await proc.wait()
+
+    await asyncio.gather(*(rest(p) for p in procs))
     return results
 
 
@@ -300,7 +330,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--heartbeat", type=float, default=0.5)
+    parser.add_argument(
+        "--page-procs", type=int, default=1,
+        help="processes the pages are spread over (one process of 100 aiortc pages saturates a core)",
+    )  # fmt: skip
     parser.add_argument("--pages", nargs=3, metavar=("COUNT", "GW1", "FRONT"), help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -308,7 +343,7 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.pages:
         count, gw1_url, front_url = arguments.pages
-        asyncio.run(pages_main(int(count), gw1_url, front_url))
+        asyncio.run(pages_main(int(count), gw1_url, front_url, arguments.first))
     else:
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(asyncio.run(main(arguments)))
