@@ -9,6 +9,7 @@ m-line says; ``offer_section`` and ``answer_section`` write the gateway's own, o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,6 +26,7 @@ GENERATIONS: Final = 2  # redundant generations RFC 4103 §4.1 recommends (prima
 OUR_T140: Final = 98  # the payload types of our own offer (dynamic, RFC 3551 §3)
 OUR_RED: Final = 100
 TEXT_PROFILES: Final = ("RTP/AVP", "RTP/AVPF")  # plain RTP only: no key for the text (RFC 4103 §9)
+_T140_DCMAP: Final = re.compile(r'(?:^|[;\s])\s*subprotocol\s*=\s*"?t140"?\s*(?:;|$)', re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +106,13 @@ def _section(
     attributes = (Attribute("rtcp", Rtcp(port + 1, address).to_sdp()), Attribute(direction.value))
     section = MediaDescription("text", port, proto, connection=connection, attributes=attributes)
     return _edit.set_codecs(section, fmt.codecs, feedback=False)
+
+
+def asks_for_t140(description: SessionDescription) -> bool:
+    """True when a browser's offer asks for real-time text: an ``a=dcmap`` line naming subprotocol
+    ``t140`` (RFC 8865 §5.1, RFC 8864 §5.1: ``a=dcmap:<id> label="t140";subprotocol="t140"``) on a live
+    ``m=application`` data channel line."""
+    return any(
+        m.media == "application" and not m.rejected and any(_T140_DCMAP.search(v) for v in m.values("dcmap"))
+        for m in description.media
+    )

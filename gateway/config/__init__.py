@@ -35,6 +35,7 @@ from gateway.config.values import (
     LogFormat,
     LogLevel,
     OpusFec,
+    RealtimeText,
     SrtpMode,
     Transport,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "OpusFec",
     "PbxAuth",
     "PbxSection",
+    "RealtimeText",
     "RtpPorts",
     "Secret",
     "SecretSource",

@@ -42,6 +42,7 @@ from gateway.config.values import (
     OpusFec,
     Parse,
     Port,
+    RealtimeText,
     SrtpMode,
     Transport,
     VideoCodec,
@@ -54,6 +55,7 @@ from gateway.config.values import (
     parse_ip,
     parse_network,
     parse_opus_fec,
+    parse_realtime_text,
 )
 from gateway.identity.model import WebAuthMode
 
@@ -300,6 +302,10 @@ class MediaSection:
     # accept a data channel the browser opens on a call: its text goes to the SIP side as MESSAGE in the
     # call's dialog (RFC 3428), and the SIP side's MESSAGEs come back on it (gateway/media/webrtc/data_channel.py)
     data_channel: bool = True
+    # RFC 4103 text (m=text, T.140 with RED) <-> an RFC 8865 T.140 data channel (needs data_channel):
+    # answer: answered when the SIP side offers it, offered when the browser's offer asks (a=dcmap
+    # subprotocol "t140"); offer: offered on every browser call with a data channel; off: port 0
+    realtime_text: Annotated[RealtimeText, Parse(parse_realtime_text)] = RealtimeText.ANSWER
     # Python's GC tuned for long-lived calls (gateway/ops/gc_tuning.py): start-up and set-up calls frozen
     # out of the collections' walk, fewer young collections; full-collection pauses stop growing with calls
     gc_tuning: bool = True

@@ -51,6 +51,25 @@ class OpusFec(enum.StrEnum):
     OFF = "off"
 
 
+class RealtimeText(enum.StrEnum):
+    """RFC 4103 real-time text on the SIP leg, bridged to an RFC 8865 T.140 data channel (gateway/media/text):
+    answered when the SIP side offers it and offered when the browser's offer asks for it (``answer``),
+    offered on every browser call that carries a data channel too (``offer``), or never (``off``)."""
+
+    ANSWER = "answer"
+    OFFER = "offer"
+    OFF = "off"
+
+
+def parse_realtime_text(value: object) -> RealtimeText:
+    """`answer`, `offer` or `off` (a bare YAML off/false is off, on/true is answer)."""
+    if isinstance(value, bool):
+        return RealtimeText.ANSWER if value else RealtimeText.OFF
+    if isinstance(value, str) and value.lower() in {m.value for m in RealtimeText}:
+        return RealtimeText(value.lower())
+    raise ValueError(f"expected answer, offer or off, got {value!r}")
+
+
 def parse_opus_fec(value: object) -> OpusFec:
     """`auto`, `on` or `off` (YAML 1.1 reads a bare on/off, true/false as a boolean: taken as on/off)."""
     if isinstance(value, bool):

@@ -141,7 +141,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         # Video passed through (issue 19), when codecs.video allows some and the browser offers video.
         self.video: VideoBridge | None = VideoBridge(settings, on_event) if settings.video_codecs else None
         # Real-time text (RFC 4103 <-> RFC 8865, issue 68), carried by the web leg's data channel.
-        self.text = TextBridge(settings) if settings.realtime_text and settings.data_channel else None
+        texting = settings.realtime_text != "off" and settings.data_channel
+        self.text = TextBridge(settings) if texting else None
         self._web_watchdog = Watchdog(
             settings.inactivity_timeout, self._web_inactive, clock=settings.clock,
             quiet_after=settings.loss_detect, on_quiet=self._web_quiet, on_back=self._web_back,

@@ -68,7 +68,9 @@ class BridgeSettings:
     ice_timeout: float = 20.0
     web_rtcp_interval: float = 5.0  # our RTCP reports to the browser (RFC 3550 §6.2; aiortc's were 1 s)
     data_channel: bool = True  # accept the browser's data channel for chat (media.data_channel)
-    realtime_text: bool = True  # RFC 4103 text from the SIP side on a T.140 data channel (needs data_channel)
+    # RFC 4103 text <-> a T.140 data channel (needs data_channel), media.realtime_text: answer (the SIP
+    # side's offer answered, ours made when the browser asks), offer (ours on every data channel call), off
+    realtime_text: str = "answer"
     opus_usedtx: bool = False  # usedtx=1 in our Opus fmtp to the browser (media.opus_usedtx)
     opus_red: str = "auto"  # RFC 2198 redundancy with the browser (media.opus_red: auto, on, off)
     include_loopback: bool = False
@@ -172,6 +174,7 @@ def settings_from_config(
         loss_detect=config.media.loss_detect or None,
         hold_timeout=config.media.hold_timeout,
         data_channel=config.media.data_channel,
+        realtime_text=config.media.realtime_text.value,
         opus_usedtx=config.media.opus_usedtx,
         opus_red=config.media.opus_red.value,
         call_id=call_id,

@@ -51,6 +51,10 @@ class SetupOffers(BridgeFields):
         self._web.ice_sockets.reserve()  # the web leg's ICE pairs too: no room, no INVITE (issue 36)
         self._web_offer = offer
         self._sip_offer_codecs = codecs
+        if self.text is not None:  # a T.140 channel the browser opens goes to the text, or is closed
+            if self.settings.offer_webrtc or not self.text.wanted(offer):
+                self.text.close()
+            self._web.open_t140(self.text.adopt, ours=False)
         self._set_state(BridgeState.WEB_OFFER_TAKEN)
         video = self.video is not None and not self.settings.offer_webrtc
         return not (video and any(m.media == "video" for m in offer.media))
@@ -70,6 +74,10 @@ class SetupOffers(BridgeFields):
         if picture is not None and self.video is not None:  # the web leg's transceiver once it is taken
             self.video.index = len(description.media)
             description = description.with_media([*description.media, picture])
+        if self.text is not None and not self.text.ended:
+            typed = await self.text.offer_section(None)  # RFC 4103 text, bridged to a T.140 channel
+            self.text.index = len(description.media)
+            description = description.with_media([*description.media, typed])
         return sdp.write(self._stamp_sip(description))
 
     async def answer_from_sip(self, plain_answer: str) -> str:
@@ -87,10 +95,21 @@ class SetupOffers(BridgeFields):
             self.video.apply_sip_answer(answer)  # the browser was answered first: its codec must be taken
             self.video.apply_web(sdp.parse(self._web_answer or ""))
         web_answer = self._web_answer or await self._answer_web([sip.codec])
+        if self.text is not None and self.text.index is not None and not self.text.active:
+            self._text_answered(answer)
         if self._state is BridgeState.AWAITING_SIP_ANSWER:
             self._set_state(BridgeState.ACTIVE)
         self._configure_paths()
         return web_answer
+
+    def _text_answered(self, answer: sdp.SessionDescription) -> None:
+        """The SIP side's answer to our ``m=text``: taken, the T.140 channel is ours to open unless the
+        browser opens its own; turned down, the text ends (the browser's channel, if any, is closed)."""
+        assert self.text is not None
+        if self.text.apply_sip_answer(answer) and not self.text.browser_opens:
+            self._web.open_t140(self.text.adopt)
+        elif not self.text.active:
+            self.text.index = None
 
     async def answer_web_first(self) -> str:
         """The browser's answer before the SIP side answered (an API client that wants it at once): the
@@ -146,8 +165,6 @@ class SetupOffers(BridgeFields):
             self._sip_family = family
             if self.video is not None and not self.settings.offer_webrtc and self.video.offer_late():
                 self.video.attach(self._web)  # the browser's video answer makes our SIP offer's video
-            if self.video is not None and not self.settings.offer_webrtc and self.video.offer_late():
-                self.video.attach(self._web)  # the browser's video answer makes our SIP offer's video
         else:
             offer = sdp.parse(plain_offer)
             index = sdp.check_audio_offer(offer, self.settings.sip_codecs, srtp=self.settings.sip_srtp)
@@ -190,11 +207,6 @@ class SetupOffers(BridgeFields):
                 telephone_event=self.settings.telephone_event,
                 **self._sdes(),
             )
-            picture = await self.video.offer_section(answer, self._sip_family) if self.video else None
-            if picture is not None and self.video is not None:  # the browser's video, to the phone
-                self.video.index = len(description.media)
-                description = description.with_media([*description.media, picture])
-                self.video.apply_web(answer)
             picture = await self.video.offer_section(answer, self._sip_family) if self.video else None
             if picture is not None and self.video is not None:  # the browser's video, to the phone
                 self.video.index = len(description.media)

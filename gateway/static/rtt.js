@@ -32,29 +32,50 @@ export function t140Change(before, after) {
   return BACKSPACE.repeat(old.length - same) + added;
 }
 
+// The calls this page places ask for real-time text in their offer (RFC 8865 §5.1: an a=dcmap line with
+// subprotocol "t140" on the data channel m-line) and open the T.140 channel themselves (DCEP): the gateway
+// then offers RFC 4103 text to the SIP side. The "Real-time text in my calls" choice is kept in localStorage.
+const KEY = "gateway.rtt";
+
 export class RttPanel {
-  constructor({ panel, theirs, input }) {
-    this.el = { panel, theirs, input };
+  constructor({ panel, theirs, input, toggle }) {
+    this.el = { panel, theirs, input, toggle };
     this.call = null;
     input.addEventListener("input", () => this._typed());
+    try { toggle.checked = localStorage.getItem(KEY) === "on"; } catch { /* private mode */ }
+    toggle.addEventListener("change", () => {
+      try { localStorage.setItem(KEY, toggle.checked ? "on" : "off"); } catch { /* private mode */ }
+    });
   }
 
-  // Take the call's T.140 data channel when the gateway opens one (once per call).
+  // Whether the calls this page places ask for real-time text.
+  get wanted() {
+    return this.el.toggle.checked;
+  }
+
+  // Take the call's T.140 data channel: the one this page opened (`call.t140`), or the gateway's.
   attach(call) {
     if (call.rttWatched) return;
     call.rttWatched = true;
+    if (call.t140) this._take(call, call.t140);
     call.addEventListener("datachannel", (event) => {
-      const channel = event.detail.channel;
-      if (channel.protocol !== "t140") return;
-      call.rtt = { channel, theirs: "", mine: "" };
-      channel.addEventListener("message", (e) => {
-        call.rtt.theirs = applyT140(call.rtt.theirs, String(e.data));
-        if (call === this.call) this._render();
-      });
-      channel.addEventListener("open", () => call === this.call && this._render());
-      channel.addEventListener("close", () => call === this.call && this._render());
+      if (event.detail.channel.protocol === "t140") this._take(call, event.detail.channel);
+    });
+  }
+
+  _take(call, channel) {
+    call.rtt = { channel, theirs: "", mine: "" };
+    channel.addEventListener("message", (e) => {
+      call.rtt.theirs = applyT140(call.rtt.theirs, String(e.data));
+      if (call === this.call) this._render();
+    });
+    channel.addEventListener("open", () => call === this.call && this._render());
+    // closed: the far end took no text (or the call ended): the panel goes
+    channel.addEventListener("close", () => {
+      if (call.rtt?.channel === channel && !call.rtt.theirs && !call.rtt.mine) call.rtt = null;
       if (call === this.call) this.show(call);
     });
+    if (call === this.call) this.show(call);
   }
 
   // Show `call`'s text (null, or a call without a T.140 channel: the panel is hidden).

@@ -26,7 +26,9 @@ const video = new VideoSettings({
   toggle: $("video-toggle"), camera: $("camera-select"), local: $("local-video"), remote: $("remote-video"),
   panel: $("video-panel"), options: $("video-options"),
 });
-const rtt = new RttPanel({ panel: $("rtt"), theirs: $("rtt-theirs"), input: $("rtt-input") });
+const rtt = new RttPanel({
+  panel: $("rtt"), theirs: $("rtt-theirs"), input: $("rtt-input"), toggle: $("rtt-toggle"),
+});
 const chat = new ChatPanel({
   panel: $("chat"), log: $("chat-log"), form: $("chat-form"), input: $("chat-text"), button: $("chat-button"),
 });
@@ -788,7 +790,7 @@ async function dial() {
   try {
     if (talking(call) && !call.localHold) await call.hold(); // the call goes on hold for the new one
     const stream = await video.addTo(await audio.stream());
-    const placed = await client.call(to, { stream });
+    const placed = await client.call(to, { stream, text: rtt.wanted });
     placed.startedAt = Date.now();
     track(placed);
     focus(placed);

@@ -447,13 +447,17 @@ export class GatewayClient extends EventTarget {
   // Place a call to `to` (a number or SIP URI). Resolves with the Call once the gateway accepted it.
   // `transferOf`: the id of the call whose far end asked for this one (`transfer_requested`, a REFER):
   // the gateway tells that far end how this call goes, and puts in the INVITE the Replaces it asked for.
-  async call(to, { stream = null, transferOf = null } = {}) {
+  // `text`: ask for real-time text (RFC 8865): a T.140 data channel opened here, `call.t140`, and the
+  // offer's a=dcmap naming it, so that the gateway offers RFC 4103 text to the SIP side (rtt.js).
+  async call(to, { stream = null, transferOf = null, text = false } = {}) {
     const call = new Call(this, null, "outbound");
     call.remote = { uri: to, displayName: null };
     let offer;
     try {
       await call._start(stream);
+      if (text) call.t140 = call.pc.createDataChannel("t140", { protocol: "t140" });
       offer = await call._localOffer();
+      if (text) offer = askT140(offer);
     } catch (error) { // (no microphone, a refused description): nothing of it may stay behind
       call._end({ reason: "failed", message: error.message, sip_status: null });
       throw error;
@@ -493,6 +497,17 @@ const PROBE_DROPS = 3;
 // take-back, still under way) is tried again, REATTACH_TRIES times in all, REATTACH_WAIT_MS x the try apart
 const REATTACH_TRIES = 6;
 const REATTACH_WAIT_MS = 1000;
+
+// `sdp` with the data channel m-line's a=dcmap asking for T.140 (at the end of that media section).
+function askT140(sdp) {
+  const lines = sdp.split("\r\n");
+  const start = lines.findIndex((line) => line.startsWith("m=application "));
+  if (start < 0) return sdp;
+  let end = lines.findIndex((line, i) => i > start && line.startsWith("m="));
+  if (end < 0) end = lines[lines.length - 1] === "" ? lines.length - 1 : lines.length;
+  lines.splice(end, 0, 'a=dcmap:1 label="t140";subprotocol="t140"');
+  return lines.join("\r\n");
+}
 
 export class Call extends EventTarget {
   constructor(client, id, direction) {

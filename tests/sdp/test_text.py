@@ -96,3 +96,34 @@ def test_our_offer_is_red_with_two_generations_then_t140() -> None:
 def test_a_bad_text_format_is_refused_naming_the_value(t140: int, red: int | None, generations: int) -> None:
     with pytest.raises(sdp.SdpParseError):
         text.TextFormat(t140, red, generations)
+
+
+CHROME_WITH_DCMAP = """v=0
+o=- 4611731400430051336 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0 1
+m=audio 9 UDP/TLS/RTP/SAVPF 111
+c=IN IP4 0.0.0.0
+a=mid:0
+a=rtpmap:111 opus/48000/2
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel
+c=IN IP4 0.0.0.0
+a=mid:1
+a=sctp-port:5000
+{dcmap}"""
+
+
+@pytest.mark.parametrize(
+    ("dcmap", "asks"),
+    [
+        ('a=dcmap:1 label="t140";subprotocol="t140"', True),  # RFC 8865 §5.1's form
+        ("a=dcmap:2 subprotocol=t140", True),
+        ('a=dcmap:1 label="chat";subprotocol="chat"', False),
+        ('a=dcmap:1 label="t140"', False),  # the label says nothing: the subprotocol does
+        ("a=sendrecv", False),
+    ],
+)
+def test_a_browser_asks_for_t140_with_a_dcmap_line(dcmap: str, asks: bool) -> None:
+    offer = sdp.parse(CHROME_WITH_DCMAP.format(dcmap=dcmap).replace("\n", "\r\n") + "\r\n")
+    assert text.asks_for_t140(offer) is asks

@@ -8,8 +8,11 @@ The ``MediaBridge`` owns one when ``BridgeSettings.realtime_text`` is on:
   its payload types and redundancy (``answer_sip_offer``); the browser is offered a T.140 data channel
   (label and subprotocol ``t140``, RFC 8865 §4: opened by the gateway with DCEP, RFC 8832). Our own SIP
   offer (``offer_section``, the browser calling with a data channel) carries RED with two generations
-  and T.140; once the SIP side's answer takes it (``apply_sip_answer``) the gateway opens the channel on
-  the browser's SCTP association.
+  and T.140, made when the browser asks (``wanted``: its offer's ``a=dcmap`` names subprotocol t140,
+  RFC 8865 §5.1; it then opens the channel itself) or on every data channel call with
+  ``media.realtime_text: offer``; once the SIP side's answer takes it (``apply_sip_answer``) the gateway
+  opens the channel on the browser's SCTP association unless the browser opens its own. A SIP side that
+  turns the text down gets the browser's channel closed.
 * **Media**: packets from the SIP side go through ``T140Receiver`` (redundancy recovered, duplicates
   left out, U+FFFD for text lost beyond it) to the channel as text messages; the channel's messages go
   into ``T140Sender`` and out every 300 ms while there is text or redundancy to send, never while idle.
@@ -58,6 +61,8 @@ class TextBridge:
         self._waiting = ""  # SIP side's text before the channel is open
         self._timer: asyncio.TimerHandle | None = None
         self.to_web = self.to_sip = 0  # characters passed each way
+        self.browser_opens = False  # the browser asked for text in its offer: it opens the channel itself
+        self.ended = False  # closed (or never wanted, or turned down): a T.140 channel is closed at once
 
     @property
     def active(self) -> bool:
@@ -106,6 +111,14 @@ class TextBridge:
         self._start(fmt)
         return answer
 
+    def wanted(self, web_offer: sdp.SessionDescription) -> bool:
+        """Whether our SIP offer for the browser's ``web_offer`` carries ``m=text``: the browser asked
+        (``a=dcmap`` subprotocol t140 on its data channel line: it opens the channel itself, DCEP), or
+        ``media.realtime_text: offer`` and the browser's offer has a live data channel line."""
+        self.browser_opens = text.asks_for_t140(web_offer)
+        channel = any(m.media == "application" and not m.rejected for m in web_offer.media)
+        return self.browser_opens or (self._settings.realtime_text == "offer" and channel)
+
     async def offer_section(self, family: str | None) -> sdp.MediaDescription:
         """Our ``m=text`` for the SIP offer (the browser calls): RED, two generations, and T.140."""
         section = text.offer_section("0.0.0.0", 9)
@@ -144,7 +157,14 @@ class TextBridge:
     # ------------------------------------------------------------------------------ the data channel
 
     def adopt(self, channel: RTCDataChannel) -> None:
-        """The web leg's T.140 data channel (ours, or one the browser opened with subprotocol t140)."""
+        """The web leg's T.140 data channel (ours, or one the browser opened with subprotocol t140);
+        closed at once when the SIP side took no text."""
+        if self.ended:
+            logger.info(
+                "call=%s T.140 data channel %r closed: no text on the SIP side", self._call, channel.label
+            )
+            channel.close()
+            return
         self._channel = channel
         logger.info("call=%s T.140 data channel %r (id %s)", self._call, channel.label, channel.id)
 
@@ -209,7 +229,8 @@ class TextBridge:
         return self._receiver.stats if self._receiver is not None else TextStats()
 
     def close(self) -> None:
-        """Close the SIP side's text endpoint and stop sending (the channel closes with the web leg)."""
+        """Close the SIP side's text endpoint and the T.140 data channel; stop sending. Idempotent."""
+        self.ended = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -218,3 +239,6 @@ class TextBridge:
         if self.endpoint is not None:
             self.endpoint.close()
             self.endpoint = None
+        channel, self._channel = self._channel, None
+        if channel is not None and channel.readyState != "closed":
+            channel.close()

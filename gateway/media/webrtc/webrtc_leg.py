@@ -234,11 +234,13 @@ class WebRtcLeg:
         if self._state is WebLegState.CONNECTED:
             self._on_event(TextReceived(text))
 
-    def open_t140(self, adopt: Callable[[RTCDataChannel], None]) -> None:
+    def open_t140(self, adopt: Callable[[RTCDataChannel], None], *, ours: bool = True) -> None:
         """Open our T.140 data channel (RFC 8865 §4.1: label and subprotocol ``t140``, DCEP) and give it,
-        and any the browser opens with that subprotocol, to ``adopt`` (gateway/media/text)."""
+        and any the browser opens with that subprotocol, to ``adopt`` (gateway/media/text); ``ours``
+        False: only the browser's (it asked for text in its offer and opens the channel itself)."""
         self._chat.t140 = adopt
-        adopt(self._pc.createDataChannel(T140, protocol=T140))
+        if ours:
+            adopt(self._pc.createDataChannel(T140, protocol=T140))
 
     def send_text(self, text: str) -> bool:
         """Write ``text`` on the browser's open data channels (or keep it for one still connecting);

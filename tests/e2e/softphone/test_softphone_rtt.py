@@ -14,6 +14,7 @@ played by a T.140 peer written here (sipp does the SIP; the peer's socket is the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import re
 import secrets
@@ -23,7 +24,7 @@ from peers.binaries import require_binary
 from peers.ports import free_range
 from peers.sipp import Sipp
 from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
-from tests.signaling.browser import chromium_page, expect, log_in
+from tests.signaling.browser import Page, chromium_page, expect, log_in
 
 T140, RED = 98, 100
 
@@ -89,10 +90,52 @@ def decode(packets: list[bytes]) -> tuple[str, list[int], list[int]]:
     return "".join(text), stamps, generations
 
 
+async def text_both_ways(
+    page: Page, peer: T140Peer, transport: asyncio.DatagramTransport, target: tuple[str, int]
+) -> None:
+    """The text phone types to the page (one packet lost, brought back by the next one's redundancy),
+    the page types to the phone: RED T.140 at least 300 ms apart, two generations, nothing while idle."""
+    sent = len(peer.received)
+    # the text phone types; its third packet is lost on the way, its fourth brings it back
+    start = secrets.randbelow(1 << 20)
+    for i, typed in enumerate(["Hel", "lp", "\bo ", "pa", "ge", "", ""]):
+        data = peer.packet(typed, start + 300 * i)
+        if i != 2:
+            transport.sendto(data, target)
+        await asyncio.sleep(0.3)
+    await expect(page.locator("#rtt-theirs")).to_have_text("Hello page", timeout=5000)
+
+    # the page types (a typo erased): RED T.140 packets to the phone
+    box = page.locator("#rtt-input")
+    await box.press_sequentially("Hi phonw", delay=60)
+    await box.press("Backspace")
+    await box.press_sequentially("e", delay=60)
+    await wait_until(lambda: decode([d for _, d in peer.received[sent:]])[0] == "Hi phone", timeout=10)
+    await asyncio.sleep(1.5)  # the redundancy goes out, then nothing while idle
+    count = len(peer.received)
+    await asyncio.sleep(1.2)
+    assert len(peer.received) == count, "packets while idle"
+    text, stamps, generations = decode([d for _, d in peer.received[sent:]])
+    assert text == "Hi phone"
+    assert all(b - a >= 300 for a, b in itertools.pairwise(stamps)), stamps
+    assert generations[2:] and set(generations[2:]) == {2}, generations
+
+
 def gateway_text_port(sipp: Sipp, ours: int) -> int | None:
     path = sipp.workdir / "messages.log"
     found = re.findall(r"m=text (\d+) RTP/AVP", path.read_text(errors="replace") if path.exists() else "")
     return next((int(p) for p in found if int(p) not in (0, ours)), None)
+
+
+async def text_ready(page: Page, sipp: Sipp, peer: T140Peer) -> tuple[str, int]:
+    """Once the page shows its text panel, ready to type, and the SDP gave the gateway's m=text port:
+    where the text phone sends."""
+    await expect(page.locator("#rtt")).to_be_visible(timeout=10000)
+    await expect(page.locator("#rtt-input")).to_be_enabled(timeout=10000)
+    await wait_until(lambda: gateway_text_port(sipp, peer.port) is not None)
+    port = gateway_text_port(sipp, peer.port)
+    assert port is not None
+    return ("127.0.0.1", port)
 
 
 async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> None:
@@ -113,34 +156,7 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
                 await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
                 await page.get_by_role("button", name="Answer", exact=True).click()
                 await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-                await expect(page.locator("#rtt")).to_be_visible(timeout=10000)
-                await expect(page.locator("#rtt-input")).to_be_enabled(timeout=10000)
-                await wait_until(lambda: gateway_text_port(sipp, peer.port) is not None)
-                target = ("127.0.0.1", gateway_text_port(sipp, peer.port))
-
-                # the text phone types; its third packet is lost on the way, its fourth brings it back
-                start = secrets.randbelow(1 << 20)
-                for i, typed in enumerate(["Hel", "lp", "\bo ", "pa", "ge", "", ""]):
-                    data = peer.packet(typed, start + 300 * i)
-                    if i != 2:
-                        transport.sendto(data, target)
-                    await asyncio.sleep(0.3)
-                await expect(page.locator("#rtt-theirs")).to_have_text("Hello page", timeout=5000)
-
-                # the page types (a typo erased): RED T.140 packets to the phone
-                box = page.locator("#rtt-input")
-                await box.press_sequentially("Hi phonw", delay=60)
-                await box.press("Backspace")
-                await box.press_sequentially("e", delay=60)
-                await wait_until(lambda: decode([d for _, d in peer.received])[0] == "Hi phone", timeout=10)
-                await asyncio.sleep(1.5)  # the redundancy goes out, then nothing while idle
-                count = len(peer.received)
-                await asyncio.sleep(1.2)
-                assert len(peer.received) == count, "packets while idle"
-                text, stamps, generations = decode([d for _, d in peer.received])
-                assert text == "Hi phone"
-                assert all(b - a >= 300 for a, b in itertools.pairwise(stamps)), stamps
-                assert generations[2:] and set(generations[2:]) == {2}, generations
+                await text_both_ways(page, peer, transport, await text_ready(page, sipp, peer))
                 await page.screenshot(path=str(tmp_path / "page-rtt.png"), full_page=True)
                 await expect(page.locator("#call-state")).to_have_text("No call", timeout=20000)
                 result = await sipp.wait(timeout=15)
@@ -148,4 +164,35 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
                 await sipp.stop()
         assert result.ok, result
     finally:
+        transport.close()
+
+
+async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
+    """The page places the call with "Real-time text in my calls" on: its offer asks for T.140 (a=dcmap,
+    RFC 8865 §5.1) and opens the channel itself, the gateway's INVITE offers m=text (sipp's `uas_rtt`
+    checks RED 100 with T.140 98, two generations) and the text phone's answer takes it: text both ways."""
+    require_binary("sipp")
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(T140Peer, local_addr=("127.0.0.1", 0))
+    pbx = Sipp(tmp_path, "uas_rtt", calls=1, rtp_echo=True, auto_answer=True,
+               extra_args=["-set", "tport", str(peer.port)])  # fmt: skip
+    await pbx.start()
+    try:
+        config = gateway_config(pbx.address, media={"rtp_ports": {"start": free_range()}})
+        config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0.0))
+        async with running_gateway(config) as gateway, chromium_page() as page:
+            await page.goto(gateway.http_url + "/")
+            await log_in(page, "alice", ALICE_SECRET)
+            await expect(page.locator("#status")).to_have_text("Registered as Alice")
+            await page.get_by_role("checkbox", name="Real-time text in my calls").check()
+            await page.locator("#number").fill("2000")
+            await page.get_by_role("button", name="Call", exact=True).click()
+            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+            await text_both_ways(page, peer, transport, await text_ready(page, pbx, peer))
+            await page.get_by_role("button", name="Hang up").click()
+            await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+            result = await pbx.wait(timeout=15)
+        assert result.ok, result
+    finally:
+        await pbx.stop()
         transport.close()
