@@ -54,6 +54,10 @@ class MidCallOffers(BridgeFields):
         if picture is not None and self.video is not None and self.video.index is not None:
             where = self.video.index  # the video goes on (a session refresh, a hold, a new address)
             answer = answer.with_media([picture if i == where else m for i, m in enumerate(answer.media)])
+        typed = self.text.answer_reoffer(offer, policy) if self.text is not None else None
+        if typed is not None and self.text is not None and self.text.index is not None:
+            where = self.text.index  # the text goes on, as the re-offer says (a hold is often the audio only)
+            answer = answer.with_media([typed if i == where else m for i, m in enumerate(answer.media)])
         self._configure_paths()
         return sdp.write(self._stamp_sip(answer))
 

@@ -144,6 +144,31 @@ class TextBridge:
         self._start(fmt)
         return True
 
+    def answer_reoffer(
+        self, offer: sdp.SessionDescription, policy: sdp.Direction
+    ) -> sdp.MediaDescription | None:
+        """The SIP side's re-INVITE (hold, resume, a session refresh, a new address) still offering the
+        text line: our answer to it (its payload types; the direction limited by ``policy``), the text
+        going on where it now says; None when the text is not active or the re-offer dropped it (then
+        closed, RFC 3264 §8.2)."""
+        index, endpoint = self.index, self.endpoint
+        if not self.active or index is None or endpoint is None:
+            return None
+        section = offer.media[index] if index < len(offer.media) else None
+        fmt = text.text_format(section) if section is not None else None
+        if section is None or fmt is None:
+            logger.info("call=%s the SIP side's re-offer drops the real-time text", self._call)
+            self.close()
+            return None
+        direction = offer.effective_direction(index).reversed().limited_to(policy)
+        endpoint.set_remote(*choice.remote_rtp(offer, index))
+        endpoint.set_direction(direction)
+        if fmt != self.format:  # new payload types or redundancy: the text goes on with them
+            self.format = fmt
+            self._start(fmt)
+        self._offer = section
+        return text.answer_section(section, self._address, endpoint.local_rtp_address[1], direction)
+
     def _start(self, fmt: text.TextFormat) -> None:
         assert self.endpoint is not None
         self.endpoint.reconfigure(frozenset(c.payload_type for c in fmt.codecs), frozenset(), text.CLOCK_RATE)

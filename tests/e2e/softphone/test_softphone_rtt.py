@@ -14,10 +14,12 @@ played by a T.140 peer written here (sipp does the SIP; the peer's socket is the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import re
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from peers.binaries import require_binary
@@ -138,7 +140,12 @@ async def text_ready(page: Page, sipp: Sipp, peer: T140Peer) -> tuple[str, int]:
     return ("127.0.0.1", port)
 
 
-async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def text_phone_calls(
+    tmp_path: Path, scenario: str, duration_ms: int
+) -> AsyncIterator[tuple[Page, Sipp, T140Peer, asyncio.DatagramTransport]]:
+    """sipp's ``scenario`` calls alice with RFC 4103 text (its m=text port: a T140Peer's socket), the
+    softphone page answers; after the body, the call must end (sipp's BYE) with sipp's checks passed."""
     require_binary("sipp")
     loop = asyncio.get_running_loop()
     transport, peer = await loop.create_datagram_endpoint(T140Peer, local_addr=("127.0.0.1", 0))
@@ -149,15 +156,14 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
             await log_in(page, "alice", ALICE_SECRET)
             await expect(page.locator("#status")).to_have_text("Registered as Alice")
             host, port = gateway.sip_address
-            sipp = Sipp(tmp_path, "uac_rtt", f"{host}:{port}", service="1001", duration_ms=14000,
+            sipp = Sipp(tmp_path, scenario, f"{host}:{port}", service="1001", duration_ms=duration_ms,
                         rtp_echo=True, extra_args=["-set", "tport", str(peer.port)], timeout=60)  # fmt: skip
             try:
                 await sipp.start()
                 await expect(page.locator("#incoming")).to_be_visible(timeout=10000)
                 await page.get_by_role("button", name="Answer", exact=True).click()
                 await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
-                await text_both_ways(page, peer, transport, await text_ready(page, sipp, peer))
-                await page.screenshot(path=str(tmp_path / "page-rtt.png"), full_page=True)
+                yield page, sipp, peer, transport
                 await expect(page.locator("#call-state")).to_have_text("No call", timeout=20000)
                 result = await sipp.wait(timeout=15)
             finally:
@@ -165,6 +171,12 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
         assert result.ok, result
     finally:
         transport.close()
+
+
+async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> None:
+    async with text_phone_calls(tmp_path, "uac_rtt", 14000) as (page, sipp, peer, transport):
+        await text_both_ways(page, peer, transport, await text_ready(page, sipp, peer))
+        await page.screenshot(path=str(tmp_path / "page-rtt.png"), full_page=True)
 
 
 async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
@@ -196,3 +208,14 @@ async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
     finally:
         await pbx.stop()
         transport.close()
+
+
+async def test_the_text_goes_on_after_the_phone_holds_and_resumes(tmp_path: Path) -> None:
+    """Issue 68 item 2: the text phone's re-INVITEs (`uac_rtt_hold`: the audio held, then resumed, the
+    m=text line offered again each time) are answered with the text line kept (sipp checks a port other
+    than 0, RED 100 and T.140 98 in both 200s), and the text flows both ways after them."""
+    async with text_phone_calls(tmp_path, "uac_rtt_hold", 12000) as (page, sipp, peer, transport):
+        target = await text_ready(page, sipp, peer)
+        log = sipp.workdir / "messages.log"
+        await wait_until(lambda: "CSeq: 3 ACK" in log.read_text(errors="replace"), timeout=15)
+        await text_both_ways(page, peer, transport, target)
