@@ -22,6 +22,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from gateway.config import Config
 from peers.binaries import require_binary
 from peers.ports import free_range
 from peers.sipp import Sipp
@@ -179,10 +180,12 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
         await page.screenshot(path=str(tmp_path / "page-rtt.png"), full_page=True)
 
 
-async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
-    """The page places the call with "Real-time text in my calls" on: its offer asks for T.140 (a=dcmap,
-    RFC 8865 §5.1) and opens the channel itself, the gateway's INVITE offers m=text (sipp's `uas_rtt`
-    checks RED 100 with T.140 98, two generations) and the text phone's answer takes it: text both ways."""
+@contextlib.asynccontextmanager
+async def text_phone_answers(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Config, Sipp, T140Peer, asyncio.DatagramTransport]]:
+    """A text phone the gateway calls: sipp's ``uas_rtt`` as its SIP (the PBX of the config given), a
+    T140Peer as its m=text socket."""
     require_binary("sipp")
     loop = asyncio.get_running_loop()
     transport, peer = await loop.create_datagram_endpoint(T140Peer, local_addr=("127.0.0.1", 0))
@@ -192,6 +195,17 @@ async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
     try:
         config = gateway_config(pbx.address, media={"rtp_ports": {"start": free_range()}})
         config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0.0))
+        yield config, pbx, peer, transport
+    finally:
+        await pbx.stop()
+        transport.close()
+
+
+async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
+    """The page places the call with "Real-time text in my calls" on: its offer asks for T.140 (a=dcmap,
+    RFC 8865 §5.1) and opens the channel itself, the gateway's INVITE offers m=text (sipp's `uas_rtt`
+    checks RED 100 with T.140 98, two generations) and the text phone's answer takes it: text both ways."""
+    async with text_phone_answers(tmp_path) as (config, pbx, peer, transport):
         async with running_gateway(config) as gateway, chromium_page() as page:
             await page.goto(gateway.http_url + "/")
             await log_in(page, "alice", ALICE_SECRET)
@@ -205,9 +219,6 @@ async def test_the_page_calls_a_text_phone(tmp_path: Path) -> None:
             await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
             result = await pbx.wait(timeout=15)
         assert result.ok, result
-    finally:
-        await pbx.stop()
-        transport.close()
 
 
 async def test_the_text_goes_on_after_the_phone_holds_and_resumes(tmp_path: Path) -> None:
