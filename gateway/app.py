@@ -33,10 +33,12 @@ from gateway.identity.lookup import IdentityMap, identity_map_from_config
 from gateway.media import fastlane
 from gateway.media.bridge_settings import BridgeSettings, settings_from_config
 from gateway.media.codecs import g729, opus_settings
+from gateway.media.errors import MediaError
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from gateway.media.warmup import warm_up
-from gateway.media.webrtc import aiortc_hooks, ice_consent
+from gateway.media.webrtc import aiortc_hooks, ice_consent, ice_ports
+from gateway.media.webrtc.ice_pool import IcePool
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
 from gateway.ops.drain import Drain
@@ -105,6 +107,8 @@ class Gateway:
         self.ports = RtpPortAllocator(PortRange(ports.start, ports.end))
         web = config.media.web_ports  # the web legs' ICE sockets: their own range, else self.ports
         self.web_ports = RtpPortAllocator(PortRange(web.start, web.end)) if web is not None else None
+        # the web legs' ICE sockets bound ahead of their calls, from that range (issue 64 item 1)
+        self.ice_pool = IcePool(self.web_ports or self.ports)
         self.fast_lane = (
             fastlane.EnginePool(coalesce=config.media.fast_path_coalesce_ms / 1000)
             if config.media.fast_path and fastlane.available()
@@ -171,7 +175,7 @@ class Gateway:
                 call_id="",
                 fast_lane=self.fast_lane,
                 dtls_certificates=self.dtls_certificates,
-                web_allocator=self.web_ports,
+                web_allocator=self.ice_pool,  # in front of self.web_ports, else self.ports
             )
             if _is_loopback(settings.bind_host):
                 settings = loopback_bridge_settings(settings)
@@ -188,6 +192,17 @@ class Gateway:
             ice_timeout=settings.ice_timeout,
             ports=settings.web_allocator or settings.allocator,
         )
+
+    def _prime_ice_pool(self) -> None:
+        """Bind the first calls' ICE sockets on the addresses web legs gather on, and keep the pool
+        topped up (gateway/media/webrtc/ice_pool.py); given back last at close."""
+        try:
+            options = self._room_leg_options()
+        except MediaError:  # a config no call can use (a wildcard without public_address): calls say so
+            return
+        self.ice_pool.prime(ice_ports.gathered_hosts(options.host_addresses, options.include_loopback))
+        self.ice_pool.start()
+        self._closers.append(self.ice_pool.close)
 
     def _http_limits(self) -> HttpLimits:
         limits = self.config.connections
@@ -215,6 +230,7 @@ class Gateway:
             self._closers.append(self._close_fast_lane)
         # the first call's once-per-process work (certificate, codec tables, SDP grammar), made now
         warm_up(self.dtls_certificates, self.fast_lane)
+        self._prime_ice_pool()
         health = HealthSource(
             started_at=self._started_at,
             clock=self._clock,

@@ -23,6 +23,7 @@ from gateway.media.webrtc import aiortc_hooks
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.engine import EnginePool
+    from gateway.media.webrtc.ice_ports import PortSource
 
 DEFAULT_SIP_CODECS = ("PCMU", "PCMA", "G722", "opus")
 DEFAULT_WEB_CODECS = ("opus", "PCMU", "PCMA", "G722")
@@ -37,8 +38,9 @@ class BridgeSettings:
 
     allocator: RtpPortAllocator
     bind_host: str = "127.0.0.1"
-    # the web leg's ICE sockets' range (media.web_ports); None: they share ``allocator`` (media.rtp_ports)
-    web_allocator: RtpPortAllocator | None = None
+    # the web leg's ICE sockets' range (media.web_ports, or the gateway's IcePool in front of it or of
+    # media.rtp_ports); None: they share ``allocator`` (media.rtp_ports)
+    web_allocator: PortSource | None = None
     public_address: str | None = None
     addresses: Mapping[str, RtpAddress] | None = None
     # SDES-SRTP on the SIP leg (media.sip_srtp): off, optional (taken when offered, and offered when
@@ -144,7 +146,7 @@ def settings_from_config(
     call_id: str,
     fast_lane: EnginePool | None = None,
     dtls_certificates: DtlsCertificates | None = None,
-    web_allocator: RtpPortAllocator | None = None,
+    web_allocator: PortSource | None = None,
 ) -> BridgeSettings:
     """The bridge settings of one call from ``gateway.yaml``: RTP on the SIP listen hosts, per address
     family (``Config.rtp_addresses``). A wildcard listen host needs ``media.public_address`` of its

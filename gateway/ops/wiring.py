@@ -299,6 +299,7 @@ class Operations:
         """(free, in use) pairs; with media.web_ports, the fewer free of the two ranges (a call needs
         both) and the pairs in use in both."""
         ports, web = self._gateway.ports, self._gateway.web_ports
+        pooled = self._gateway.ice_pool.idle  # bound ahead for calls, in no call: free (ice_pool.py)
         if web is None:
-            return ports.available, len(ports.held)
-        return min(ports.available, web.available), len(ports.held) + len(web.held)
+            return ports.available + pooled, len(ports.held) - pooled
+        return min(ports.available, web.available + pooled), len(ports.held) + len(web.held) - pooled

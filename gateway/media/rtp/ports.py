@@ -6,7 +6,9 @@ an ended call then do not reach the next one). Allocation binds the sockets itse
 race-free way to know a port is free: a port another process holds (EADDRINUSE) is put back at the end
 of the queue and the next one is tried. Every operation is O(1) except that skipping. Each lease may
 name its owner (a call id): `held_by` counts an owner's pairs, for the per-user port budget
-(gateway/calls/caps.py).
+(gateway/calls/caps.py). `settled` tells whether the next port has been out of use a given time (the web legs'
+socket pool, gateway/media/webrtc/ice_pool.py, binds ahead of calls only ports past their quarantine), and
+`assign` names the owner of a lease bound before its call existed.
 
 The allocator owns no event loop; the sockets it binds are handed to asyncio by the endpoint.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,9 +114,13 @@ class PortLease:
 class RtpPortAllocator:
     """Hands out even RTP ports (RTCP on port + 1) from a range, never the same port twice while held."""
 
-    def __init__(self, port_range: PortRange, *, bind: BindUdp = bind_udp) -> None:
+    def __init__(
+        self, port_range: PortRange, *, bind: BindUdp = bind_udp, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._range = port_range
         self._bind = bind
+        self._clock = clock
+        self._released_at: dict[int, float] = {}  # free port -> when its last lease ended (clock)
         self._free: deque[int] = deque(port_range.even_ports())
         self._held: set[int] = set()
         self._owners: dict[int, str] = {}  # held port -> the owner named at allocation
@@ -135,6 +142,22 @@ class RtpPortAllocator:
         """How many pairs leases naming ``owner`` hold."""
         return self._by_owner.get(owner, 0)
 
+    def settled(self, quarantine: float) -> bool:
+        """Whether the next free port was given back at least ``quarantine`` seconds ago (or never held):
+        the queue is in release order, so when it is not, no free port is."""
+        if not self._free:
+            return False
+        released = self._released_at.get(self._free[0])
+        return released is None or self._clock() - released >= quarantine
+
+    def assign(self, lease: PortLease, owner: str) -> None:
+        """Name ``owner`` (a call id) as the holder of ``lease``, allocated without one (bound ahead)."""
+        port = lease.rtp_port
+        if lease.released or port not in self._held or port in self._owners:
+            raise PortAllocationError(f"port {port} is not held without an owner")
+        self._owners[port] = owner
+        self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
+
     def allocate(self, host: str, *, rtcp_mux: bool = False, owner: str | None = None) -> PortLease:
         """Bind RTP (and RTCP unless ``rtcp_mux``) sockets on ``host`` at the next free even port, held
         for ``owner`` (a call id) when given."""
@@ -154,6 +177,7 @@ class RtpPortAllocator:
                     self._skip(port + 1, exc, even=port)
                     continue
             self._held.add(port)
+            self._released_at.pop(port, None)
             if owner is not None:
                 self._owners[port] = owner
                 self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
@@ -184,4 +208,5 @@ class RtpPortAllocator:
             else:
                 del self._by_owner[owner]
         self._free.append(port)
+        self._released_at[port] = self._clock()
         logger.debug("released RTP port %d", port)

@@ -5,7 +5,8 @@ its TURN client socket to an ephemeral port, and aiortc offers no way to choose:
 to open every port. ``IceSockets`` replaces each ICE connection's ``get_component_candidates`` before
 gathering (``cover()``, called before every ``setLocalDescription``) with one that takes the sockets
 from an ``RtpPortAllocator``: ``media.web_ports`` when configured, else ``media.rtp_ports``, shared with
-the SIP legs so that readiness's free port pairs stay true. Each host address takes one pair (the even
+the SIP legs so that readiness's free port pairs stay true; the gateway puts its ``IcePool`` (ice_pool.py,
+sockets bound ahead of the calls) in front of that allocator. Each host address takes one pair (the even
 port; the odd one stays reserved: rtcp-mux), leased for the call, so the per-user port budget counts it.
 
 * Host candidates: one leased socket per gathered address (``ice.host_addresses`` when set, plus
@@ -44,13 +45,19 @@ from aioice.ice import StunProtocol, server_reflexive_candidate
 from aiortc import RTCPeerConnection
 
 from gateway.media.errors import PortAllocationError
-from gateway.media.rtp.ports import PortLease, RtpPortAllocator
+from gateway.media.rtp.ports import PortLease
 from gateway.media.webrtc import aiortc_hooks
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-PortSource = RtpPortAllocator  # media.web_ports' or media.rtp_ports' allocator
+
+
+class PortSource(Protocol):
+    """Where ICE sockets come from: media.web_ports' or media.rtp_ports' ``RtpPortAllocator``, or the
+    gateway's ``IcePool`` in front of it (sockets bound before the call)."""
+
+    def allocate(self, host: str, *, rtcp_mux: bool = False, owner: str | None = None) -> PortLease: ...
 
 
 class PortsExhausted(OSError):
@@ -74,11 +81,21 @@ class LegOptions(Protocol):
     """What ``IceSockets.of`` reads of a web leg's options (``WebLegOptions``)."""
 
     @property
-    def ports(self) -> RtpPortAllocator | None: ...
+    def ports(self) -> PortSource | None: ...
     @property
     def host_addresses(self) -> tuple[str, ...] | None: ...
     @property
     def include_loopback(self) -> bool: ...
+
+
+def gathered_hosts(addresses: Sequence[str] | None, include_loopback: bool) -> list[str]:
+    """The host addresses a web leg gathers on: ``ice.host_addresses``, else every interface (aioice's
+    enumeration, cached by the gateway: aiortc_hooks.cache_host_addresses), 127.0.0.1 added on a
+    loopback gateway."""
+    chosen = list(addresses) if addresses is not None else list(aioice.ice.get_host_addresses(True, True))
+    if include_loopback and LOOPBACK not in chosen:
+        chosen.append(LOOPBACK)
+    return chosen
 
 
 class IceSockets:
@@ -89,7 +106,7 @@ class IceSockets:
         self,
         pc: RTCPeerConnection,
         *,
-        ports: RtpPortAllocator | None,
+        ports: PortSource | None,
         owner: str,
         host_addresses: Sequence[str] | None = None,
         include_loopback: bool = False,
@@ -129,9 +146,7 @@ class IceSockets:
         ports = self._ports
         if ports is None or self._held:
             return
-        # looked up at call time: the gateway caches aioice's enumeration (aiortc_hooks.cache_host_addresses)
-        found = self._addresses if self._addresses is not None else aioice.ice.get_host_addresses(True, True)
-        for host in self._chosen(found):
+        for host in gathered_hosts(self._addresses, self._loopback):
             try:
                 lease = ports.allocate(host, rtcp_mux=True, owner=self._owner)
             except PortAllocationError as exc:
@@ -184,7 +199,7 @@ class IceSockets:
         for held in mine:
             held.release()
 
-    def _lease(self, ports: RtpPortAllocator, connection: Connection, host: str) -> _Held | None:
+    def _lease(self, ports: PortSource, connection: Connection, host: str) -> _Held | None:
         """A pair on ``host``, reserved (``reserve``) or leased now (None: that address cannot be bound);
         ``PortsExhausted`` when the range has no free pair."""
         for held in self._held:
@@ -205,7 +220,7 @@ class IceSockets:
 
     async def _gather(
         self,
-        ports: RtpPortAllocator,
+        ports: PortSource,
         connection: Connection,
         component: int,
         addresses: list[str],
@@ -262,7 +277,7 @@ class IceSockets:
         candidate, _ = await server_reflexive_candidate(protocol, stun)
         return candidate
 
-    async def _relayed(self, ports: RtpPortAllocator, connection: Connection, component: int) -> Candidate:
+    async def _relayed(self, ports: PortSource, connection: Connection, component: int) -> Candidate:
         """A relayed candidate (RFC 5766 §6), its client socket leased when the TURN transport is UDP."""
         server = connection.turn_server
         assert server is not None

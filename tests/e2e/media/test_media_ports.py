@@ -190,24 +190,28 @@ async def test_a_call_holds_only_ports_of_the_range_and_gives_them_back(tmp_path
         WebUser(url, "alice", ALICE_SECRET) as alice,
     ):
         before = gateway_udp_ports(pid)
-        assert sip_port in before and not before & set(rtp), before
+        # the ICE socket pool's (ice_pool.py): one pair bound ahead (a share of the range's 10), free
+        pooled = before & set(rtp)
+        assert sip_port in before and len(pooled) == 1, before
         assert await readiness(url) == f"{PAIRS} free, 0 in use"
         peer = WebPeer(freq=1000)
         try:
             call_id, answer, number = await call_the_phone(alice, peer, phone)
-            opened = gateway_udp_ports(pid) - before
-            # the SIP leg's RTP and RTCP, the web leg's one ICE socket (host candidate, rtcp-mux)
-            assert len(opened) == 3 and opened <= set(rtp), (opened, rtp)
+            # the web leg's one ICE socket (host candidate, rtcp-mux) is the pooled one, bound before
             offered = candidate_ports(answer)
-            assert offered and set(offered) <= opened, (offered, opened)
+            assert set(offered) == pooled, (offered, pooled)
+            # the SIP leg's RTP and RTCP, the pool's new socket: all in the range
+            await wait_until(lambda: len(gateway_udp_ports(pid) - before) == 3, timeout=10)
+            assert gateway_udp_ports(pid) - before <= set(rtp)
             assert await readiness(url) == f"{PAIRS - 2} free, 2 in use"  # the web leg's pair counted
 
             await hang_up(alice, call_id, phone, number)
         finally:
             await peer.close()
-        await wait_until(lambda: not gateway_udp_ports(pid) & set(rtp), timeout=10)
-        assert gateway_udp_ports(pid) == before
-        assert all_free(rtp)
+        # every port of the call back; the pool holds one pair as before
+        await wait_until(lambda: len(gateway_udp_ports(pid) & set(rtp)) == 1, timeout=10)
+        assert gateway_udp_ports(pid) - set(rtp) == before - set(rtp)
+        assert sum(map(all_free, (range(p, p + 2) for p in rtp[::2]))) == PAIRS - 1
         assert await readiness(url) == f"{PAIRS} free, 0 in use"
 
 
@@ -228,12 +232,13 @@ async def test_a_full_range_refuses_the_next_call_and_the_first_goes_on(tmp_path
         WebUser(url, "alice", ALICE_SECRET) as alice,
     ):
         before = gateway_udp_ports(pid)
+        assert before & set(web) == {web[-2]}  # the ICE socket pool bound the web range's free pair
         first, second = WebPeer(freq=1000), WebPeer(freq=1000)
         try:
             call_id, answer, number = await call_the_phone(alice, first, phone)
             opened = gateway_udp_ports(pid) - before
-            assert opened == {rtp[-4], rtp[-3], web[-2]}, (opened, rtp, web)  # the first free pairs
-            assert set(candidate_ports(answer)) == {web[-2]}
+            assert opened == {rtp[-4], rtp[-3]}, (opened, rtp, web)  # the first free pairs
+            assert set(candidate_ports(answer)) == {web[-2]}  # the pooled socket
             # the fewer free of the two ranges (as far as the gateway knows: the ports this test holds are
             # found taken only when tried), the pairs in use in both
             assert await readiness(url) == f"{PAIRS - 1} free, 2 in use"
@@ -263,8 +268,10 @@ async def test_a_full_range_refuses_the_next_call_and_the_first_goes_on(tmp_path
             await second.close()
             for sock in held:
                 sock.close()
-        await wait_until(lambda: gateway_udp_ports(pid) == before, timeout=10)
-        assert all_free(rtp) and all_free(web)
+        # every port of the calls back; the pool holds a pair of the web range again
+        await wait_until(lambda: gateway_udp_ports(pid) - set(web) == before - set(web), timeout=10)
+        await wait_until(lambda: len(gateway_udp_ports(pid) & set(web)) == 1, timeout=10)
+        assert all_free(rtp) and sum(map(all_free, (range(p, p + 2) for p in web[::2]))) == PAIRS - 1
 
 
 async def test_chromium_calls_and_is_called_on_ports_of_the_range_only(tmp_path: Path) -> None:
@@ -280,22 +287,28 @@ async def test_chromium_calls_and_is_called_on_ports_of_the_range_only(tmp_path:
     ):
         rtp = range(start, gateway.config.media.rtp_ports.end + 1)
         before = gateway_udp_ports(os.getpid())
+        pool = gateway.ice_pool  # its pairs bound ahead on every host address (ice_pool.py)
+
+        def back() -> bool:  # every port of the call back, the pool as large as before
+            now = gateway_udp_ports(os.getpid())
+            return now - set(rtp) == before - set(rtp) and len(now & set(rtp)) == len(before & set(rtp))
+
         await page.goto(gateway.http_url + "/")
         await log_in(page, "alice", ALICE_SECRET)
         await expect(page.locator("#status")).to_have_text("Registered as Alice")
         incoming = await page_calls_phone(page, phone)
         opened = gateway_udp_ports(os.getpid()) - before
-        assert len(opened) >= 3 and opened <= set(rtp), (opened, rtp)
+        assert len(opened) >= 2 and opened <= set(rtp) and pool.taken >= 1, (opened, rtp)
         await asyncio.sleep(2.0)  # the page's beep in the phone's recording
         await page.get_by_role("button", name="Hang up").click()
         await phone.wait_for("state", call=incoming["call"], state="DISCONNECTED")
         assert_phone_heard_the_browser(await phone.wait_for_recording(incoming["call"]))
-        await wait_until(lambda: gateway_udp_ports(os.getpid()) == before, timeout=10)
+        await wait_until(back, timeout=10)
 
         number = await phone_calls_page(page, phone, gateway.sip_address)
         opened = gateway_udp_ports(os.getpid()) - before
-        assert len(opened) >= 3 and opened <= set(rtp), (opened, rtp)
+        assert len(opened) >= 2 and opened <= set(rtp), (opened, rtp)
         await phone.hangup(number)
         await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
-        await wait_until(lambda: gateway_udp_ports(os.getpid()) == before, timeout=10)
-        assert not gateway.ports.held
+        await wait_until(back, timeout=10)
+        assert len(gateway.ports.held) == pool.idle  # none but the pool's, no call's
