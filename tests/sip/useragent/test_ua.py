@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -388,7 +388,13 @@ async def test_via_and_contact_carry_the_public_address() -> None:
 async def test_actions_refused_in_the_wrong_state_name_both() -> None:
     async with ua_pair() as (a, b):
         call, incoming = await answered_call(a, b)
-        for action in (incoming.ring, lambda: incoming.answer(ANSWER), incoming.reject, call.cancel):
+        actions: tuple[Callable[[], object], ...] = (
+            incoming.ring,
+            lambda: incoming.answer(ANSWER),
+            incoming.reject,
+            call.cancel,
+        )
+        for action in actions:
             with pytest.raises(CallError, match="CONFIRMED"):
                 action()
         with pytest.raises(CallError, match="no re-INVITE"):
