@@ -11,6 +11,7 @@ and PCMU, a full ICE agent, ``a=setup:actpass`` in its offers):
 
     async with SipWebRtcPeer(freq=440, trickle=True) as peer:   # called: 180, 200 with aiortc's answer
         ...the gateway's INVITE arrives; peer.wait_for_call() returns its request...
+        ...peer.ring() rings only (its early dialog, for a pickup); a CANCEL is answered 487 (cancelled)...
 
 With ``trickle=True`` (RFC 8840) its SDP carries no candidates: they go in an INFO with
 ``Info-Package: trickle-ice`` and an ``application/trickle-ice-sdpfrag`` body once the dialog exists, and
@@ -102,6 +103,7 @@ class SipWebRtcPeer:
         self.responses: list[Response] = []
         self.requests: list[Request] = []
         self.ended = asyncio.Event()
+        self.cancelled = asyncio.Event()  # the call that rang here was CANCELled (487 sent)
         self.invite: Request | None = None  # an incoming INVITE (we are called)
         self.invite_body: str | None = None  # the offer our own INVITE carried (we call)
         self._incoming: asyncio.Queue[Request] = asyncio.Queue()
@@ -211,6 +213,10 @@ class SipWebRtcPeer:
         elif method == "BYE":
             self._send(make_response(request, 200, to_tag=local_tag), addr)
             self.ended.set()
+        elif method == "CANCEL" and self.invite is not None and not self._acked.is_set():
+            self._send(make_response(request, 200, to_tag=local_tag), addr)  # RFC 3261 §9.2
+            self._send(make_response(self.invite, 487, to_tag=local_tag), addr)  # (its ACK ends it)
+            self.cancelled.set()
         else:
             self._send(make_response(request, 200, to_tag=local_tag), addr)
 
@@ -317,6 +323,16 @@ class SipWebRtcPeer:
     # --- being called --------------------------------------------------------------------------------
     async def wait_for_call(self, timeout: float = 15) -> Request:
         return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    def ring(self) -> tuple[str, str, str]:
+        """180 to the INVITE (no SDP: the far end's offer waits unanswered) and nothing more until
+        ``answer`` or a CANCEL; the early dialog it made: (Call-ID, the caller's tag, our tag), what an
+        INVITE with Replaces names to pick the call up (RFC 3891 §3)."""
+        invite, addr = self.invite, self._dialog.get("remote")
+        assert invite is not None and isinstance(addr, tuple) and invite.from_ is not None
+        tag = str(self._dialog["local_tag"])
+        self._send(make_response(invite, 180, to_tag=tag), addr)
+        return invite.call_id or "", invite.from_.param("tag") or "", tag
 
     async def answer(self) -> None:
         """Ring (180), then 200 with aiortc's answer (candidates trickled after the ACK when trickling);

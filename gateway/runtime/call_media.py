@@ -72,6 +72,12 @@ class CallMedia(Protocol):
 
     async def answer_from_web(self, web_answer: str) -> str: ...
 
+    def offer_for_pickup(self) -> str | None:
+        """A pickup of the ringing call (RFC 3891 §3): None when this media answers it itself
+        (``pickup_from_sip``); else the browser's unanswered offer, for a bridge of the gateway's that
+        takes the call's media over (runtime/media_side.py); `MediaError` (488) when neither can be."""
+        ...
+
     async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]: ...
 
     # --- offers mid-call -----------------------------------------------------------------------------
@@ -169,3 +175,6 @@ class BridgedMedia(MediaBridge):
 
     def sip_trickle(self, body: str) -> list[sdp.IceCandidateInit] | None:
         return None
+
+    def offer_for_pickup(self) -> str | None:
+        return None  # the bridge answers a pickup itself

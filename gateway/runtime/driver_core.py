@@ -184,10 +184,14 @@ class DriverCore:
     def passthrough(self, call_id: str) -> bool:
         """A web user's call to a destination whose route says `media: passthrough`; a call to a web user
         from a caller (From URI) whose route says so, when its offer is WebRTC's (ICE and DTLS-SRTP: what
-        a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route)."""
+        a browser can take as it is; a plain RTP offer is terminated on the bridge whatever the route).
+        Once the call's media exists, what it is (a pickup brings a pass-through call's media back)."""
         machine = self.registry.get(call_id) if call_id in self.registry else None
         if machine is None:
             return False
+        runtime = self._runtimes.get(call_id)
+        if runtime is not None and runtime.bridge is not None:
+            return runtime.bridge.passes_through
         if machine.direction is CallDirection.OUTBOUND:
             if machine.direct and self._web_calls is WebCalls.P2P and not self._to_room(machine.target):
                 return True  # to a web user: browser to browser

@@ -1,7 +1,7 @@
 """`MediaSide`: one call's media as the runtime sees it: its `CallMedia`, the media commands, its events.
 
 `CreateBridge` makes the call's media (a `BridgedMedia` from the driver, or `PassthroughMedia` on a
-pass-through route); each other media command is one handler of a dispatch table, awaited, and its
+pass-through route; a pickup of a ringing pass-through call swaps in a `BridgedMedia`); each other media command is one handler of a dispatch table, awaited, and its
 result fed back as the call's next event (`MediaSipOfferReady`...; an SDP or media error becomes
 `MediaFailed`, with the SIP status an `SdpError` or a `MediaError` names). The media's own events
 (ICE, DTLS, DTMF, inactivity) become call events here too, and the browser's trickled candidates wait
@@ -206,8 +206,31 @@ class MediaSide:
 
     async def _sip_pickup(self, command: cmd.MediaSipPickup) -> ev.Event | None:
         media = self._media(command)
+        web_offer = media.offer_for_pickup()
+        if web_offer is not None:  # passed through so far: the media comes back to the gateway
+            return await self._pickup_bridged(media, web_offer, command.sip_sdp)
         sip_answer, web_answer = await media.pickup_from_sip(command.sip_sdp)  # call pickup, RFC 3891
         await self._web_became_ready(media)
+        return ev.MediaPickupReady(sip_answer, web_answer)
+
+    async def _pickup_bridged(self, passed: CallMedia, web_offer: str, sip_sdp: str | None) -> ev.Event:
+        """A pass-through call picked up while it rings (RFC 3891 §3): the picking phone speaks plain RTP
+        as often as not and cannot take the browser's offer, so the media comes back into a bridge of the
+        gateway's, as FreeSWITCH's `bypass_media` and Asterisk's `direct_media` bring it back for a pickup
+        or a transfer. The bridge takes the browser's still unanswered offer, answers the picking phone's
+        offer (an offerless pickup's 200 carries the bridge's plain RTP offer) and the browser; from then
+        on the call is bridged. Refused (488...), the call rings on, passed through as before."""
+        bridge = self._host.new_bridge(self.call_id, self.on_event)
+        try:
+            await bridge.offer_to_sip(web_offer)
+            sip_answer, web_answer = await bridge.pickup_from_sip(sip_sdp)
+        except BaseException:
+            await bridge.close()
+            raise
+        self.bridge = bridge
+        await passed.close()
+        logger.info("call=%s pass-through call picked up: its media comes through the gateway", self.call_id)
+        await self._web_became_ready(bridge)  # the browser's candidates held while it rang go to the bridge
         return ev.MediaPickupReady(sip_answer, web_answer)
 
     async def _sip_reoffer(self, command: cmd.MediaSipReoffer) -> ev.Event | None:

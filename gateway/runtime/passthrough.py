@@ -7,8 +7,8 @@ browser <-> peer. No RTP port, no aiortc leg, no fast lane. It stands where the 
 is the one of every other call. The browser's own new offer mid-call (`offer {call_id, sdp}`: an ICE
 restart after its network changed, or its camera added or dropped) goes to the SIP side as it is in a
 re-INVITE, and the SIP side's answer back to the browser as it is (issue 34: the ICE restart in place of
-a pass-through call is the two ends' own). What needs a media leg of the gateway's (a pickup, a new web
-leg, an ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`. A re-offer
+a pass-through call is the two ends' own). What needs a media leg of the gateway's (a new web leg, an
+ICE restart answered by the gateway, a tap) is refused here with `PassthroughError`. A re-offer
 of the SIP side's that changes the ICE session or the DTLS association (a WebRTC far end restarting ICE;
 in a peer-to-peer web-to-web call, the other page's ICE restart or new connection) goes to the browser
 as it is (`reoffer_web_for_sip`), its answer into the 200, and so does one that holds or resumes the call
@@ -34,9 +34,11 @@ the browser's trickled candidates go as INFO once the ACK confirmed the dialog (
 This module owns the pass-through kind of `CallMedia`; it imports `sdp` and the media package's errors
 and types only.
 
-A pickup (an INVITE with Replaces while the call rings) is refused 488 (`pickup_from_sip`): its offer
-would need the browser, whose own offer is still unanswered, or a media leg of the gateway's, which
-FreeSWITCH and Asterisk bring back for it and this call has not (docs/interop.md).
+A pickup (an INVITE with Replaces naming the web user's ringing call, RFC 3891 §3) brings the media
+back, as FreeSWITCH's `bypass_media` and Asterisk's `direct_media` do: the call's runtime hands the
+browser's still unanswered offer (`offer_for_pickup`) to a `MediaBridge` of its own, which answers the
+picking phone and the browser (runtime/media_side.py). Once a far end's 18x answered the browser (early
+media) the browser's session is that far end's and the pickup is refused 488.
 
 Not yet: the web user's own hold muting anything: our hold or resume re-INVITE carries the browser's
 description with the direction changed, but the browser's media flows to the far end whatever the
@@ -133,6 +135,7 @@ class PassthroughMedia:
         self.call_id = call_id
         self._send_info = send_info
         self._web_offer: str | None = None
+        self._web_answered = False  # the browser has an answer (the SIP side's, passed on)
         self._web_ice: sdp.IceParameters | None = None
         self._web_mids: tuple[str, ...] = ()
         self._sip_mids: tuple[str, ...] = ()
@@ -172,6 +175,7 @@ class PassthroughMedia:
 
     async def answer_from_sip(self, sip_answer: str) -> str:
         self._take_sip_answer(sip_answer)
+        self._web_answered = True
         return sip_answer
 
     def _take_web_offer(self, web_offer: str) -> sdp.SessionDescription:
@@ -261,8 +265,20 @@ class PassthroughMedia:
         self._browser_setup = "passive" if setup is sdp.Setup.PASSIVE else "active"
         return description
 
+    def offer_for_pickup(self) -> str:
+        """The browser's offer of the web user's ringing call, for the media leg of the gateway's that a
+        pickup brings in (RFC 3891 §3; runtime/media_side.py): it is still unanswered, so that leg may
+        answer it. ``PassthroughError`` (488) once a far end's 18x answered it: the browser's session is
+        that far end's (early media), and the picking phone hears 488 while the call rings on."""
+        if self._web_offer is None:
+            raise PassthroughError("no browser offer to pick up", 488)
+        if self._web_answered:
+            raise PassthroughError("the browser's offer was answered by the far end's early media", 488)
+        return self._web_offer
+
     async def pickup_from_sip(self, plain_offer: str | None) -> tuple[str, str]:
-        raise PassthroughError("a pass-through call cannot be picked up", 488)
+        """Never answered here: a pickup brings the media back into a bridge (``offer_for_pickup``)."""
+        raise PassthroughError("a pass-through call is picked up by a media leg of the gateway's", 488)
 
     # --- what needs a media leg of the gateway's -------------------------------------------------------
     def take_web_offer(self, web_offer: str) -> bool:

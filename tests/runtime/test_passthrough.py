@@ -381,3 +381,18 @@ async def test_a_hold_the_browser_is_not_asked_about_is_answered_recvonly() -> N
     answer = sdp.parse(await media.update_from_sip(AIORTC_ANSWER.replace("a=sendrecv", "a=sendonly")))
     assert answer.direction_for(0) is sdp.Direction.RECVONLY
     assert sdp.parse(await media.update_from_sip(AIORTC_ANSWER)).direction_for(0) is sdp.Direction.SENDRECV
+
+
+async def test_a_pickup_takes_the_browsers_unanswered_offer_but_not_an_answered_one() -> None:
+    """Issue 68 item 4: while the call rings the browser's offer is unanswered, and a pickup's bridge
+    answers it (runtime/media_side.py); once early media answered it, the pickup is refused 488."""
+    media = PassthroughMedia("c1", Infos())
+    with pytest.raises(PassthroughError) as none:
+        media.offer_for_pickup()
+    assert none.value.sip_status == 488
+    await media.offer_to_sip(CHROMIUM)
+    assert media.offer_for_pickup() == CHROMIUM
+    await media.answer_from_sip(AIORTC_ANSWER)  # a 183's answer: the browser's session is the far end's
+    with pytest.raises(PassthroughError, match="early media") as early:
+        media.offer_for_pickup()
+    assert early.value.sip_status == 488

@@ -4,13 +4,18 @@ The PBX (sipp UAS `uas_ring_picked_up`) rings for alice's call and writes its ea
 the gateway's tag, its own tag) to a file; a second phone (sipp UAC `uac_pickup`, -rtp_echo) sends an
 INVITE with Replaces naming that dialog and an SDP offer. The gateway answers it with the bridge's
 answer, CANCELs the ringing INVITE (the UAS sees CANCEL, answers 487), tells alice `connected` (with
-her WebRTC answer) and `replaced`, and her tone comes back from the new phone's echo."""
+her WebRTC answer) and `replaced`, and her tone comes back from the new phone's echo.
+
+Pass-through (issue 68 item 4): alice's call rings at a WebRTC SIP peer (peers/sip_webrtc.py) through a
+`media: passthrough` route, and the sipp phone picks it up: the gateway brings the media back into a
+bridge of its own (the phone speaks plain RTP, the browser WebRTC)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +24,11 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import Config
+from gateway.runtime.call_media import BridgedMedia
+from gateway.runtime.passthrough import PassthroughMedia
 from peers.binaries import require_binary
 from peers.ports import free_range
+from peers.sip_webrtc import SipWebRtcPeer
 from peers.sipp import Sipp
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
@@ -34,9 +42,9 @@ def media_section() -> dict[str, Any]:
     return {"rtp_ports": {"start": start, "end": start + 100}}
 
 
-def pbx_config(pbx: str) -> Config:
+def pbx_config(pbx: str, **sections: Any) -> Config:
     """A gateway toward sipp as its PBX, without OPTIONS keepalives (a scenario takes only its call)."""
-    config = gateway_config(pbx, media=media_section())
+    config = gateway_config(pbx, media=media_section(), **sections)
     return dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0))
 
 
@@ -113,3 +121,64 @@ async def test_a_phone_picks_up_the_web_users_ringing_call(
         ringing = await pbx.wait(timeout=15)
     assert ringing.ok, ringing  # CANCEL, 487, ACK
     assert ringing.messages.count("CANCEL sip:") == 1, ringing.messages
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "picker_scenario", ["uac_pickup", "uac_pickup_offerless"], ids=["offer", "offerless"]
+)
+async def test_a_phone_picks_up_the_web_users_ringing_pass_through_call(
+    tmp_path: Path, picker_scenario: str
+) -> None:
+    """Issue 68 item 4: alice's call to 7001 (route `media: passthrough`) rings at a WebRTC SIP peer,
+    whose INVITE carried her WebRTC offer unchanged; a plain RTP phone (sipp) picks it up with Replaces,
+    with an offer or without (then the 200 carries the gateway's PCMU offer, sipp checks it). The gateway
+    brings the media back: a bridge answers the phone (RTP/AVP in its 200) and alice (`connected` with
+    the gateway's answer, `replaced`), the ringing peer is CANCELled (487), alice's tone comes back from
+    the phone's echo, and the call's record says its media went through the gateway."""
+    require_binary("sipp")
+    cdr = tmp_path / "calls.jsonl"
+    async with SipWebRtcPeer(user="7001", trickle=True) as ringing:
+        routes = [{"match": "7xxx", "media": "passthrough"}]
+        config = pbx_config(ringing.address, routes=routes, cdr={"file": str(cdr)})
+        async with (
+            running_gateway(config) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(TONE)
+            try:
+                call_id = await alice.call("7001", await peer.offer())
+                invite = await ringing.wait_for_call()
+                assert "a=fingerprint:" in invite.body.decode()  # alice's WebRTC offer, passed through
+                runtime = gateway.driver._runtimes[call_id]
+                assert isinstance(runtime.bridge, PassthroughMedia)  # no media leg of ours while it rings
+                dialog = [ringing.ring()]  # Call-ID; the gateway's tag; the peer's (uac_pickup's fields)
+                await alice.wait_for("ringing", call_id=call_id, timeout=10)
+                host, port = gateway.sip_address
+                picker = Sipp(
+                    tmp_path, picker_scenario, f"{host}:{port}", service="1001", inf=dialog,
+                    duration_ms=4000, rtp_echo=True,
+                )  # fmt: skip
+                async with picker:
+                    connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
+                    replaced = await alice.wait_for("replaced", call_id=call_id, timeout=5)
+                    assert replaced["from"].startswith("sip:sipp@"), replaced
+                    assert connected["sdp"] and connected["sdp"] != invite.body.decode(), connected
+                    assert isinstance(runtime.bridge, BridgedMedia)  # the media came back
+                    await peer.accept(connected["sdp"])
+                    await asyncio.wait_for(ringing.cancelled.wait(), 10)
+                    await wait_until(lambda: peer.heard(TONE, last=0.5), timeout=10)  # the phone's echo
+                    await alice.wait_for("ended", call_id=call_id, timeout=15)  # the phone's BYE
+                    result = await picker.wait(timeout=15)
+                assert result.ok, result
+            finally:
+                await peer.close()
+            await wait_until(lambda: len(_records(cdr)) == 1, timeout=10)
+    assert not ringing.ended.is_set() and not ringing.media.pc.remoteDescription  # never answered
+    (record,) = _records(cdr)
+    assert record["media"] in ("forwarded", "transcoded"), record
+    assert record["legs"]["sip"]["packets_received"] > 50, record
+    assert len(record["sip_call_ids"]) == 2, record  # the ringing leg's and the picking phone's
