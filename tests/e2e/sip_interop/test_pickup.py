@@ -182,3 +182,39 @@ async def test_a_phone_picks_up_the_web_users_ringing_pass_through_call(
     assert record["media"] in ("forwarded", "transcoded"), record
     assert record["legs"]["sip"]["packets_received"] > 50, record
     assert len(record["sip_call_ids"]) == 2, record  # the ringing leg's and the picking phone's
+
+
+async def test_a_refused_pickup_leaves_the_pass_through_call_ringing(tmp_path: Path) -> None:
+    """Issue 68 item 4: a pickup whose offer the bridge cannot take (GSM only) is refused 488, the bridge
+    made for it goes, and the call rings on passed through: the WebRTC SIP peer then answers, alice gets
+    its own answer (its fingerprint) and hears its 440 Hz tone over the media it carries itself."""
+    require_binary("sipp")
+    async with SipWebRtcPeer(freq=440.0, user="7001") as ringing:
+        routes = [{"match": "7xxx", "media": "passthrough"}]
+        async with (
+            running_gateway(pbx_config(ringing.address, routes=routes)) as gateway,
+            WebUser(gateway.http_url, "alice", ALICE_SECRET) as alice,
+        ):
+            peer = WebPeer(TONE)
+            try:
+                call_id = await alice.call("7001", await peer.offer())
+                await ringing.wait_for_call()
+                dialog = [ringing.ring()]
+                await alice.wait_for("ringing", call_id=call_id, timeout=10)
+                host, port = gateway.sip_address
+                picker = Sipp(tmp_path, "uac_pickup_refused", f"{host}:{port}", service="1001", inf=dialog)
+                result = await picker.run()
+                assert result.ok, result  # 488, ACKed
+                assert isinstance(gateway.driver._runtimes[call_id].bridge, PassthroughMedia)
+                assert not ringing.cancelled.is_set()
+                await ringing.answer()
+                connected = await alice.wait_for("connected", call_id=call_id, timeout=10)
+                answer = ringing.media.pc.localDescription.sdp
+                fingerprint = next(line for line in answer.splitlines() if line.startswith("a=fingerprint:"))
+                assert fingerprint in connected["sdp"], connected  # the peer's answer, passed through
+                await peer.accept(connected["sdp"])
+                await wait_until(lambda: peer.heard(440.0, last=0.5), timeout=10)
+                await alice.request({"type": "hangup", "call_id": call_id})
+                await asyncio.wait_for(ringing.ended.wait(), 10)
+            finally:
+                await peer.close()
