@@ -155,6 +155,11 @@ class IceSockets:
                 continue  # that address cannot be bound: gathering skips it too
             self._held.append(_Held(None, lease))
 
+    def reserved(self) -> list[tuple[str, int]]:
+        """(address, port) of the pairs ``reserve`` took and no gathering used yet, in gathering order:
+        the host candidates the next gathering will offer (web_answer.py writes them ahead)."""
+        return [(held.lease.host, held.lease.rtp_port) for held in self._held if held.connection is None]
+
     def release(self) -> None:
         """Close what is left of this leg's sockets and give their ports back. Idempotent."""
         held, self._held = self._held, []

@@ -38,6 +38,7 @@ from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 import sdp
 from gateway.media import slim_waiters
+from gateway.media.errors import PortAllocationError
 from gateway.media.events import (
     DtlsFailed,
     IceFailed,
@@ -57,6 +58,7 @@ from gateway.media.webrtc import (
     ice_ports,
     ice_urls,
     offer_restart,
+    web_answer,
     web_codecs,
     web_sdp,
 )
@@ -145,6 +147,7 @@ class WebRtcLeg:
         self._pc.on("datachannel", self._chat.adopt)
         check_internals(aiortc_hooks.ice_connection(self._pc))  # HookError now, not once connected
         self._restart: InPlaceRestart | None = None  # made once connected: reports each new pair, restarts
+        self._applying: asyncio.Task[None] | None = None  # aiortc applying an offer answered ahead
 
     # ------------------------------------------------------------------------------------- state
 
@@ -282,6 +285,7 @@ class WebRtcLeg:
         (``enable_video``) sends and receives; without, its m-line goes to the browser rejected (port 0,
         out of the BUNDLE group, RFC 8843 §7.3.3) and stays inactive in aiortc. ``accept_reanswer`` next."""
         self._check_open()
+        await self._settled()
         if not self.renegotiable:
             raise sdp.SdpUnacceptable("the browser's session cannot be renegotiated by the gateway now")
         previous = self.local
@@ -304,6 +308,7 @@ class WebRtcLeg:
         """The browser's answer to ``reoffer``: an m-line it turned down reaches aiortc inactive; its
         candidates are left out (the ICE session goes on)."""
         self._check_open()
+        await self._settled()
         local = self.local
         if local is None or self._pc.signalingState != "have-local-offer":
             raise WebLegError(f"call={self._call} an answer without an offer of ours out")
@@ -336,9 +341,11 @@ class WebRtcLeg:
         transceiver is only added, ``enable_video``, for a video that is taken: aiortc cannot answer
         while one stays out of the negotiation)."""
         self._check_open()
+        await self._settled()
         with_video = self.video is not None and bool(video_codecs) and self.video.prefer(video_codecs)
         pruned = web_sdp.prune_offer(offer, video=with_video, data_channel=self._options.data_channel)
-        if self._pruned is None:
+        first = self._pruned is None
+        if first:
             red = web_codecs.negotiated_red(pruned.description, self._options.opus_red) is not None
             self._transceiver.setCodecPreferences(web_codecs.preferences(codecs, red=red))
         self._pruned = pruned
@@ -347,18 +354,61 @@ class WebRtcLeg:
             # aiortc's connect task looks its m-line up in a description without it (an IndexError
             # logged at ERROR with a traceback, issue 39); one it brings back is sent and received again
             self.video.transceiver.direction = "sendrecv" if pruned.video_index is not None else "inactive"
-        await self._set_remote(pruned.description, "offer")
-        answer = await self._pc.createAnswer()
-        await self._gather(answer)
-        slim_waiters.slim_soon(self._pc)  # its ICE sockets exist now
-        local = sdp.parse(self._pc.localDescription.sdp)
+        written = self._answer_ahead(pruned) if first else None
+        if written is not None:  # given now; aiortc applies the offer after (web_answer)
+            local = sdp.parse(written)
+            self._applying = self._spawn(self._apply_answered(pruned, written))
+        else:
+            await self._set_remote(pruned.description, "offer")
+            answer = await self._pc.createAnswer()
+            await self._gather(answer)
+            slim_waiters.slim_soon(self._pc)  # its ICE sockets exist now
+            local = sdp.parse(self._pc.localDescription.sdp)
         self._negotiating()
-        self._start_mdns(pruned)
+        if written is None:
+            self._start_mdns(pruned)
         if self.video is not None and self._state is WebLegState.CONNECTED:
             self.video.connected = with_video  # the browser's new offer added or dropped its video
         ours = self.given_to_browser(web_sdp.restore_answer(pruned, local))
         self._sender.red_payload_type = web_codecs.negotiated_red(ours, self._options.opus_red)
         return ours
+
+    def _answer_ahead(self, pruned: web_sdp.PrunedOffer) -> str | None:
+        """Our answer to a first audio-only offer, written before aiortc applies it, on the sockets the
+        ICE socket pool bound (web_answer); None: aiortc answers first, as for everything else."""
+        options = self._options
+        if self.video is not None or len(pruned.description.media) != 1 or pruned.data_index is not None:
+            return None
+        if options.ice_servers or options.ports is None or options.certificate is None:
+            return None
+        try:
+            self.ice_sockets.reserve()
+        except PortAllocationError:
+            return None  # the range is full: the gathering says so, as before (IceSocketsError, 503)
+        hosts = self.ice_sockets.reserved()
+        return web_answer.write_answer(self._pc, self._transceiver, sdp.write(pruned.description), hosts)
+
+    async def _apply_answered(self, pruned: web_sdp.PrunedOffer, written: str) -> None:
+        """aiortc's steps for an offer we answered ahead; the leg fails if they fail or if aiortc's
+        answer is not the one the browser has."""
+        try:
+            await self._set_remote(pruned.description, "offer")
+            await self._gather(await self._pc.createAnswer())
+        except (sdp.SdpError, WebLegError) as exc:
+            self._fail(IceFailed(f"the offer answered could not be applied: {exc}"))
+            return
+        slim_waiters.slim_soon(self._pc)
+        self._start_mdns(pruned)
+        theirs = self._pc.localDescription.sdp
+        if not web_answer.agrees(written, theirs):
+            logger.warning("call=%s our answer %r is not aiortc's %r", self._call, written, theirs)
+            self._fail(IceFailed("the answer given is not the one aiortc applied"))
+
+    async def _settled(self) -> None:
+        """Wait until aiortc has applied an offer answered ahead (its descriptions are read next)."""
+        task = self._applying
+        if task is not None and not task.done():
+            await asyncio.wait((task,))
 
     async def create_offer(
         self, codecs: Sequence[sdp.Codec], video_codecs: Sequence[sdp.Codec] = ()
@@ -366,6 +416,7 @@ class WebRtcLeg:
         """The offer to a browser, with ``codecs`` in this order of preference; a video m-line too with
         ``video_codecs`` when ``enable_video`` was called."""
         self._check_open()
+        await self._settled()
         red = self._options.opus_red != "off"
         self._transceiver.setCodecPreferences(web_codecs.preferences(codecs, red=red))
         if self.video is not None:
@@ -394,6 +445,7 @@ class WebRtcLeg:
         """Apply the browser's answer to ``create_offer``: one m-line per offered one (RFC 3264 §6);
         a video or data channel it turned down (port 0) reaches aiortc in a shape it takes."""
         self._check_open()
+        await self._settled()
         local = self.local
         if local is None:
             raise WebLegError(f"call={self._call} answer before our offer")
@@ -416,6 +468,7 @@ class WebRtcLeg:
         """Put the web leg back in the stable state after a ``reoffer`` the browser never answered (aiortc
         has no rollback): it is answered as the browser last described each m-line, a new one turned
         down and inactive (a video added by the re-offer)."""
+        await self._settled()
         local, remote = self.local, self.remote
         if local is None or remote is None or self._pc.signalingState != "have-local-offer":
             return
@@ -457,6 +510,7 @@ class WebRtcLeg:
     async def add_candidate(self, init: sdp.IceCandidateInit) -> None:
         """A trickled browser candidate (RFC 8838); ``init.candidate`` None is end-of-candidates."""
         self._check_open()
+        await self._settled()
         if self._pruned is None:
             raise WebLegError(f"call={self._call} candidate before any description")
         if init.candidate is None:
@@ -534,10 +588,11 @@ class WebRtcLeg:
         if self._state is WebLegState.CONNECTED:
             self._on_event(IcePathChanged(f"{pair.remote_addr[0]}:{pair.remote_addr[1]}"))
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------------------------- media
 
