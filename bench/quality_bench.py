@@ -6,7 +6,9 @@ Each call carries 23 s of speech (espeak-ng, made at run time, 8 kHz) both ways 
   places every packet by RTP timestamp (the ideal receiver: no jitter buffer, no concealment, silence
   where a packet never came). The browser's leg (browser -> box) is impaired.
 * phone -> web: the phone sends it as PCMU, paced every 20 ms; the box encodes Opus to the browser, which
-  records what aiortc decodes, placed by RTP timestamp. The phone's leg (phone -> box) is impaired.
+  records what it plays as a browser does (quality_peers.Playout: at each RTP timestamp, a lost packet
+  concealed from the next one's FEC or by PLC, as NetEq; aiortc's own receiver adds four frames of
+  silence to each lost one). The phone's leg (phone -> box) is impaired.
 
 Impairment (bench/impair.py): a seeded user-space UDP relay on loopback ports in front of the box on the
 impaired leg (this kernel has no netem; no network namespace is needed, every peer binds 127.0.0.1). It
