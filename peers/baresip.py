@@ -68,9 +68,11 @@ class Baresip:
         codecs: str = "pcmu",
         host: str = "127.0.0.1",
         video: bool = False,
+        video_codecs: str | None = None,
     ) -> None:
         """``video``: a video phone too (issue 19): the vp8 and vp9 modules, fakevideo as camera and
-        display (a generated moving picture, 320x240 at 15 fps), snapshot for ``snapshot()``."""
+        display (a generated moving picture, 320x240 at 15 fps), snapshot for ``snapshot()``;
+        ``video_codecs`` (e.g. ``vp9``): the only ones it offers and answers (else VP8 and VP9)."""
         self.binary = require_binary("baresip")
         self.video = video
         self.host, self.user = host, user
@@ -89,6 +91,8 @@ class Baresip:
             wav.setframerate(RATE)
             wav.writeframes(sine(tone, RATE, seconds=30.0).tobytes())
         params = [f"regint=0;answermode=auto;audio_codecs={codecs}"]
+        if video_codecs:
+            params.append(f"video_codecs={video_codecs}")
         if mediaenc:
             params.append(f"mediaenc={mediaenc}")
         if ice:

@@ -1,7 +1,7 @@
-"""The media of a SIP video phone for tests: VP8 or H.264 over plain RTP/AVP, RTCP on its own port.
+"""The media of a SIP video phone for tests: VP8, H.264 or VP9 over plain RTP/AVP, RTCP on its own port.
 
-The codecs are aiortc's (libvpx and libx264 through PyAV), so what goes out is real encoded video and
-what comes in is really decoded:
+The codecs are aiortc's (libvpx and libx264 through PyAV; VP9, which aiortc lacks, is ``peers.vp9``'s),
+so what goes out is real encoded video and what comes in is really decoded:
 
 * ``send_video(seconds)`` sends a moving test pattern (a white bar sliding over blue) at ``fps``, each
   frame packetized by aiortc's encoder (``skip_first``: the first frames are not sent, so the far
@@ -43,6 +43,7 @@ from gateway.media.rtp.srtp import SdesSrtp
 from gateway.media.video.bandwidth import Tmmbn, Tmmbr, TmmbrEntry, bandwidth_hints
 from gateway.media.video.forward import is_keyframe
 from gateway.media.video.keyframe import PictureLoss, is_picture_fast_update, keyframe_requests
+from peers import vp9
 from sdp import video
 
 __all__ = ["PlainVideoPeer"]
@@ -69,9 +70,11 @@ class PlainVideoPeer:
         fps: int = 15,
         srtp: bool = False,
     ) -> None:
-        fmtp: dict[str, int | str | None] = (
-            {"packetization-mode": "1", "profile-level-id": "42e01f"} if codec.upper() == "H264" else {}
-        )
+        fmtps: dict[str, dict[str, int | str | None]] = {
+            "H264": {"packetization-mode": "1", "profile-level-id": "42e01f"},
+            "VP9": {"profile-id": "0"},
+        }
+        fmtp = dict(fmtps.get(codec.upper(), {}))
         self.codec = RTCRtpCodecParameters(
             mimeType=f"video/{codec}", clockRate=90000, payloadType=payload_type, parameters=fmtp
         )
@@ -90,8 +93,10 @@ class PlainVideoPeer:
         self.sources: set[int] = set()
         self.malformed = 0
         self.infos = 0  # picture_fast_update INFOs received (``info``)
-        self._encoder = get_encoder(self.codec)
-        self._decoder = get_decoder(self.codec)
+        self._encoder: Any = (
+            get_encoder(self.codec) if codec.upper() != "VP9" else vp9.Vp9Encoder(width, height, fps)
+        )
+        self._decoder: Any = get_decoder(self.codec) if codec.upper() != "VP9" else vp9.Vp9Decoder()
         self._jitter = JitterBuffer(capacity=128, is_video=True)
         self._force_keyframe = False
         self._rtp: asyncio.DatagramTransport | None = None
@@ -297,7 +302,12 @@ class PlainVideoPeer:
         if is_keyframe(self.name, packet.payload):
             self.keyframes_received += 1
         try:
-            packet._data = depayload(self.codec, packet.payload)  # type: ignore[attr-defined]
+            data = (
+                vp9.depayload(packet.payload)
+                if self.name.upper() == "VP9"
+                else depayload(self.codec, packet.payload)
+            )
+            packet._data = data  # type: ignore[attr-defined]
         except ValueError:
             self.malformed += 1
             return

@@ -8,6 +8,9 @@ fails if an aiortc upgrade changes any of them (pyproject pins aiortc to one min
   ``aiortc.codecs.CODECS`` so that it is negotiated and its packets are routed to the receiver.
 * ``register_red()``: adds ``audio/red`` (48000 Hz, 2 channels, RFC 2198) the same way, so that the
   browser's redundant Opus can be negotiated (``web_codecs``); aiortc never sends or decodes it.
+* ``register_vp9()``: adds ``video/VP9`` (profile-id 0 and 2, RFC 9628 §6) the same way, so that a
+  phone's VP9 is negotiated with the browser and forwarded (``web_video``); aiortc has no VP9 encoder or
+  decoder and needs none: the bridge's video never reaches aiortc's codecs.
 * ``tap_receiver(receiver, on_packet)``: replaces the receiver's ``_handle_rtp_packet`` (called by the
   DTLS transport with each decrypted, routed packet). ``on_packet`` returns True when it consumed the
   packet; otherwise aiortc's own handling (jitter buffer, decoder thread) runs as before.
@@ -76,7 +79,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSe
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -146,6 +149,37 @@ def register_red() -> None:
         audio.append(
             RTCRtpCodecParameters(
                 mimeType=RED_MIME, clockRate=48000, channels=2, payloadType=RED_PAYLOAD_TYPE
+            )
+        )
+
+
+VP9_MIME = "video/VP9"
+# (profile-id, payload type): as Chromium offers them (RFC 9628 §6: 0 is 8-bit 4:2:0, 2 is 10/12-bit),
+# after aiortc's own video types (97-102); no rtx, which the bridge never carries
+VP9_PROFILES = (("0", 103), ("2", 104))
+
+
+def register_vp9() -> None:
+    """Make aiortc negotiate ``video/VP9/90000`` (profile-id 0 and 2) with Chromium's RTCP feedback
+    (``nack``, ``nack pli``, ``ccm fir``, ``goog-remb``). Idempotent. Only for forwarding: the web leg's
+    video is sent by a ``DirectSender`` and taken by ``tap_receiver``, so aiortc's ``get_encoder`` and
+    ``get_decoder``, which know no VP9, are never called for it."""
+    video = CODECS["video"]
+    for profile, payload_type in VP9_PROFILES:
+        if any(c.mimeType == VP9_MIME and c.parameters.get("profile-id") == profile for c in video):
+            continue
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType=VP9_MIME,
+                clockRate=90000,
+                payloadType=payload_type,
+                rtcpFeedback=[
+                    RTCRtcpFeedback(type="nack"),
+                    RTCRtcpFeedback(type="nack", parameter="pli"),
+                    RTCRtcpFeedback(type="ccm", parameter="fir"),
+                    RTCRtcpFeedback(type="goog-remb"),
+                ],
+                parameters={"profile-id": profile},
             )
         )
 

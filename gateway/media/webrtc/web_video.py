@@ -3,7 +3,8 @@
 * The transceiver is added before the browser's offer is applied (codec preferences must precede
   ``setRemoteDescription``); its preferences are the codecs the SIP side took, matched by
   ``sdp.video.compatible`` against aiortc's table (VP8, H.264 packetization-mode 1 in Constrained
-  Baseline and Baseline), and never rtx: the browser then sends no retransmissions either.
+  Baseline and Baseline, and VP9 profile-id 0 and 2, which ``aiortc_hooks.register_vp9`` adds to it),
+  and never rtx: the browser then sends no retransmissions either.
 * RTP in: the audio's ``DirectReceiver`` hands the payload types it does not take to this one's
   (``via``), decrypted, straight from the ICE socket callback; aiortc's decoder thread is stopped.
 * RTP out: a ``DirectSender`` with the sequence numbers of the ``VideoPath`` (gaps kept).
@@ -41,11 +42,17 @@ def _as_codec(capability: RTCRtpCodecCapability) -> sdp.Codec:
     return sdp.Codec(96, capability.name, capability.clockRate or 90000, fmtp=fmtp)
 
 
+def _capabilities() -> list[RTCRtpCodecCapability]:
+    """aiortc's video table, VP9 included (forwarded only, never decoded)."""
+    aiortc_hooks.register_vp9()
+    return RTCRtpSender.getCapabilities("video").codecs
+
+
 def video_capabilities(codecs: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapability]:
     """aiortc's video capabilities compatible with ``codecs``, in their order (rtx left out)."""
     chosen: list[RTCRtpCodecCapability] = []
     for codec in codecs:
-        for capability in RTCRtpSender.getCapabilities("video").codecs:
+        for capability in _capabilities():
             if video.compatible(codec, _as_codec(capability)) and capability not in chosen:
                 chosen.append(capability)
     return chosen
@@ -54,7 +61,7 @@ def video_capabilities(codecs: Sequence[sdp.Codec]) -> list[RTCRtpCodecCapabilit
 def carried_codecs() -> list[sdp.Codec]:
     """The video codecs the web leg can carry (aiortc's table, repair formats left out), in its order:
     what the browser is offered when no SIP offer says which (a late offer)."""
-    codecs = [_as_codec(c) for c in RTCRtpSender.getCapabilities("video").codecs]
+    codecs = [_as_codec(c) for c in _capabilities()]
     return [c for c in codecs if not video.is_repair(c)]
 
 
@@ -73,6 +80,7 @@ class WebVideo:
     ) -> None:
         self._call = call_id
         self._on_rtp = on_rtp
+        aiortc_hooks.register_vp9()  # before aiortc reads its table for this transceiver's description
         self.transceiver = pc.addTransceiver("video", direction="sendrecv")
         self.sender = aiortc_direct.attach_direct_sender(self.transceiver.sender, clock=clock)
         self.receiver = aiortc_receive.attach_direct_receiver(self.transceiver.receiver, self._rtp, via=audio)

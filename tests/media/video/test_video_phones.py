@@ -285,3 +285,40 @@ async def test_a_late_offer_from_a_video_phone(page: Page, codec: str) -> None:
         await bridge.close()
         phone.close()
         camera.close()
+
+
+@pytest.mark.parametrize("payload_type", [98, 121])
+async def test_vp9_to_the_browser(page: Page, payload_type: int) -> None:
+    """A VP9 phone (RFC 9628, profile 0) calls Chromium: the browser is offered VP9 (aiortc's table has
+    none; the web leg adds it, forwarded only, never decoded), answers it, and the pictures cross both
+    ways with keyframe requests; Chromium's flexible-mode VP9 reaches the phone as it sent it. The
+    phone's payload type is its own (Chromium's 98, or one the browser did not choose)."""
+    events: list[MediaEvent] = []
+    bridge = MediaBridge(bridge_settings("vp9", ("VP9",)), events.append)
+    phone, camera = RecordingPeer(), PlainVideoPeer("VP9", payload_type=payload_type)
+    try:
+        await phone.start()
+        await camera.start()
+        picture = camera.offer()
+        web_offer = sdp.parse(await bridge.offer_to_web(sdp.write(phone_offer(phone, picture))))
+        web_video = [m for m in web_offer.media if m.media == "video" and not m.rejected]
+        assert [c.name for m in web_video for c in m.codecs] == ["VP9"], sdp.write(web_offer)
+        plain = sdp.parse(
+            await bridge.answer_from_web(await page.evaluate(FIRST_ANSWER, sdp.write(web_offer)))
+        )
+        assert plain.media[1].port != 0 and plain.media[1].formats == (str(payload_type),), sdp.write(plain)
+        phone.remote = ("127.0.0.1", plain.media[0].port)
+        camera.answered(plain.media[1], "127.0.0.1")
+        await wait_for(lambda: page.evaluate("() => pc.connectionState === 'connected'"))
+        await pictures_both_ways(page, camera)
+        await keyframes_cross(page, bridge, camera, events)
+        codec = await page.evaluate(
+            """async () => { const stats = await pc.getStats(); let mime = null;
+              stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video')
+                mime = stats.get(s.codecId).mimeType; }); return mime; }"""
+        )
+        assert codec == "video/VP9", codec
+    finally:
+        await bridge.close()
+        phone.close()
+        camera.close()
