@@ -394,8 +394,8 @@ class WebRtcLeg:
         try:
             await self._set_remote(pruned.description, "offer")
             await self._gather(await self._pc.createAnswer())
-        except (sdp.SdpError, WebLegError) as exc:
-            self._fail(IceFailed(f"the offer answered could not be applied: {exc}"))
+        except Exception as exc:  # aiortc raises what its code happens to raise (offer_check.py)
+            self._fail(IceFailed(f"the offer answered could not be applied: {exc!r}"))
             return
         slim_waiters.slim_soon(self._pc)
         self._start_mdns(pruned)

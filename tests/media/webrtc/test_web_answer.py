@@ -133,11 +133,37 @@ async def test_candidates_trickled_right_after_the_answer_wait_for_aiortc() -> N
 
 
 async def test_a_leg_closed_before_aiortc_applied_the_offer_closes_cleanly() -> None:
-    leg = leg_for([])
-    await leg.accept_offer(sdp.parse(await WebPeer().offer()), PREFERENCES["opus"])
-    await leg.close()
-    await asyncio.sleep(0)
-    assert leg.state is WebLegState.CLOSED and leg.ice_sockets.ports == ()
+    leg, peer = leg_for([]), WebPeer()
+    try:
+        await leg.accept_offer(sdp.parse(await peer.offer()), PREFERENCES["opus"])
+        await leg.close()
+        await asyncio.sleep(0)
+        assert leg.state is WebLegState.CLOSED and leg.ice_sockets.ports == ()
+    finally:
+        await peer.close()
+
+
+async def test_an_answer_aiortc_does_not_agree_with_fails_the_leg_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The safety net: the socket our answer named is gone before aiortc gathers (here given back by
+    hand), aiortc gathers on another; the browser could never reach it, so the leg fails at once."""
+    events: list[MediaEvent] = []
+    leg, peer = leg_for(events), WebPeer()
+    try:
+        answer = await leg.accept_offer(sdp.parse(await peer.offer()), PREFERENCES["opus"])
+        (candidate,) = answer.media[0].candidates
+        leg.ice_sockets.release()
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.01)
+        assert leg.state is WebLegState.FAILED and leg.ice_sockets.ports != (candidate.port,)
+        assert events == [IceFailed("the answer given is not the one aiortc applied")], events
+        assert any("is not aiortc's" in r.message and r.levelname == "WARNING" for r in caplog.records)
+    finally:
+        await peer.close()
+        await leg.close()
 
 
 @pytest.mark.parametrize("shape", ["data channel", "no certificate"])
