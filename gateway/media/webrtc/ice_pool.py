@@ -9,9 +9,9 @@ for a bind:
   from the pool (its owner named, ``RtpPortAllocator.assign``: the per-user port budget counts it);
   anything else (an empty pool, an address not seen yet, RTP with its own RTCP port) is bound there and
   then, as without a pool. A host address is learned from the calls (and ``prime``).
-* The pool is topped up off the request path (``REFILL_DELAY`` after a take, and every ``TICK``), to the
-  sockets of ``LEAD`` seconds of calls at the rate of the last ``WINDOW`` seconds, at least ``minimum``
-  and at most ``maximum`` per address, and never more than a ``share`` of the range's free pairs (the
+* The pool is topped up off the request path (``REFILL_BATCH`` sockets ``REFILL_DELAY`` after a take,
+  and every ``TICK``), to the sockets of ``LEAD`` seconds of calls at the rate of the last ``WINDOW``
+  seconds, at least ``minimum`` and at most ``maximum`` per address, and never more than a ``share`` of the range's free pairs (the
   SIP legs draw from the same range when ``media.web_ports`` is not set). A rate that falls gives the
   extra sockets back at the next tick.
 * Quarantine: the pool binds a port only once it has been out of use ``quarantine`` seconds
@@ -47,6 +47,7 @@ LEAD = 2.0  # the pool holds LEAD seconds of calls at that rate
 MINIMUM, MAXIMUM = 2, 64  # sockets pooled per host address
 SHARE = 8  # at most one pair in SHARE of the range's free ones sits in the pool
 REFILL_DELAY = 0.05  # seconds after a take before the pool binds again (the answer has gone by then)
+REFILL_BATCH = 4  # sockets bound per refill at most (then again REFILL_DELAY later)
 TICK = 1.0  # seconds between the pool's checks of its size (the rate moved, quarantines ended)
 DRAIN_LIMIT = 256  # stray datagrams read off a taken socket at most (a flood is the call's to meet)
 
@@ -149,16 +150,23 @@ class IcePool:
         room = (self._ports.available + self.idle) // (self._share * hosts)
         return min(wanted, self._maximum, room)
 
-    def top_up(self) -> None:
-        """Bind up to ``target()`` per address from settled ports; give back what is over it."""
+    def top_up(self, limit: int | None = None) -> bool:
+        """Bind up to ``target()`` per address from settled ports (at most ``limit`` now); give back what
+        is over it. True when the limit stopped it short (the loop calls again: a rising call rate never
+        holds the loop for a long run of binds)."""
         if self._closed:
-            return
+            return False
         wanted = self.target()
+        budget = limit
         for host in list(self._idle):
             idle = self._idle[host]
             while len(idle) > wanted:
                 idle.pop().release()
             while len(idle) < wanted and self._ports.settled(self._quarantine):
+                if budget is not None:
+                    if budget == 0:
+                        return True
+                    budget -= 1
                 try:
                     lease = self._ports.allocate(host, rtcp_mux=True)
                 except PortAllocationError as exc:
@@ -171,6 +179,7 @@ class IcePool:
                     socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE
                 )
                 idle.append(lease)
+        return False
 
     # -------------------------------------------------------------------------------- scheduling
 
@@ -185,7 +194,8 @@ class IcePool:
 
     def _refilled(self) -> None:
         self._refill = None
-        self.top_up()
+        if self.top_up(REFILL_BATCH):
+            self._soon()
 
     def start(self) -> None:
         """Check the pool's size every TICK on the running loop (until ``close``)."""

@@ -115,6 +115,22 @@ async def test_the_pool_follows_the_recent_call_rate() -> None:
     assert not ports.held
 
 
+async def test_a_refill_binds_a_few_sockets_at_a_time() -> None:
+    clock = Clock()
+    ports = a_range(200, clock)
+    pool = IcePool(ports, clock=clock, minimum=2, maximum=64)
+    try:
+        pool.prime([HOST])
+        leases = [pool.allocate(HOST, rtcp_mux=True, owner="c") for _ in range(30)]  # a burst: 6 wanted
+        assert pool.target() == 6 and pool.idle_on(HOST) == 0
+        assert pool.top_up(limit=4) is True and pool.idle_on(HOST) == 4  # more to bind: called again
+        assert pool.top_up(limit=4) is False and pool.idle_on(HOST) == 6
+        for lease in leases:
+            lease.release()
+    finally:
+        await pool.close()
+
+
 async def test_the_pool_never_holds_more_than_its_share_of_the_range() -> None:
     ports = a_range(16)
     pool = IcePool(ports, minimum=6, share=8)
