@@ -19,7 +19,7 @@ from tests.signaling.browser import Page
 
 FAKE_MIC_HZ = 400.0
 
-_PAGE_TONE = """async ([freq, seconds, id]) => {
+_PAGE_TONE = """async ([freq, seconds, id, share]) => {
   const stream = document.getElementById(id).srcObject;
   if (!stream || stream.getAudioTracks().length === 0) return { heard: 0, rms: 0, blocks: 0 };
   const context = new AudioContext();
@@ -48,7 +48,7 @@ _PAGE_TONE = """async ([freq, seconds, id]) => {
     const blockRms = Math.sqrt(energy / samples.length);
     blocks += 1;
     level += blockRms;
-    if (ratio >= 0.5 && blockRms >= 0.005) heard += 1;
+    if (ratio >= share && blockRms >= 0.005) heard += 1;
   }
   source.disconnect();
   await context.close();
@@ -57,11 +57,12 @@ _PAGE_TONE = """async ([freq, seconds, id]) => {
 
 
 async def page_tone(
-    page: Page, freq: float, seconds: float = 1.5, element_id: str = "remote-audio"
+    page: Page, freq: float, seconds: float = 1.5, element_id: str = "remote-audio", ratio: float = 0.5
 ) -> tuple[float, float]:
     """(share of blocks where the page hears `freq`, mean RMS of the remote audio, full scale 1.0);
-    the audio of the element `element_id` (the softphone's remote audio by default)."""
-    result = await page.evaluate(_PAGE_TONE, [freq, seconds, element_id])
+    the audio of the element `element_id` (the softphone's remote audio by default). A block hears
+    `freq` when it holds at least `ratio` of the block's power (lower it for a mix of several tones)."""
+    result = await page.evaluate(_PAGE_TONE, [freq, seconds, element_id, ratio])
     assert result["blocks"] > 0, f"no audio to measure in the page: {result}"
     return float(result["heard"]), float(result["rms"])
 
