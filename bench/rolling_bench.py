@@ -15,8 +15,10 @@ instances) and call the PBX with their own tone, which comes back through the ec
 Then, for gw1, gw2 and gw3 in turn: SIGUSR1 (the drain: its calls handed to the others, its idle
 sockets closed with 1012), wait for its exit, start it again, wait `--settle` seconds. A page whose
 socket closes reconnects through HAProxy at once with its session token, as the softphone page does,
-and reattaches its call where it is listed, with a new RTCPeerConnection. Each page samples its own tone
-every 20 ms from the first time it hears it: the longest stretch without it is its gap. Printed: calls
+and reattaches its call where it is listed, with a new RTCPeerConnection, keeping the old one until the
+new one plays (as webrtc-client.js does: the drained instance carries the media until the taker moves
+the SIP party, make before break). Each page samples its own tone every 20 ms from the first time it
+hears it, on either connection: the longest stretch without it is its gap. Printed: calls
 that lasted to the end with audio, the gaps (p50 / p99 / max), pages that had to give their password
 again (the token refused), the re-INVITEs the PBX saw, and /proc/loadavg.
 """
@@ -43,6 +45,7 @@ from takeover_bench import loadavg, page_address, percentile, stage  # noqa: E40
 from peers.demo import ALICE_SECRET  # noqa: E402
 
 SAMPLE = 0.02  # s between a page's looks at its tone
+FRESH = 0.06  # s since a connection's last audio frame for what it holds to count as heard now
 LOST_AFTER = 15.0  # s without its tone: the call is counted lost
 LOGIN_WITHIN = 8.0
 
@@ -55,6 +58,7 @@ class Page:
         self.freq = 500 + 50 * index
         self.user: Any = None
         self.peer: Any = None
+        self.old_peer: Any = None  # the connection before a reattach, kept until the new one plays
         self.call_id = ""
         self.token = ""
         self.heard_at: float | None = None  # last time the tone was heard
@@ -85,16 +89,24 @@ class Page:
         self.heard_at = time.monotonic()
 
     async def watch(self) -> None:
-        """Sample the tone; track the longest gap (and a gap past LOST_AFTER: lost)."""
+        """Sample the tone; track the longest gap (and a gap past LOST_AFTER: lost), from the first time it
+        is heard once sampling began (the pages start one after the other: not a gap)."""
+        self.heard_at = None
         while not self._done:
             now = time.monotonic()
-            if self.peer is not None and self.peer.heard(self.freq, last=0.1):
+            peers = [p for p in (self.peer, self.old_peer) if p is not None]
+            if any(self._hears(p, now) for p in peers):
                 if self.heard_at is not None:
                     self.gap = max(self.gap, now - self.heard_at)
                 self.heard_at = now
             elif self.heard_at is not None and now - self.heard_at > LOST_AFTER and not self.lost:
                 self.lost = f"no tone for {LOST_AFTER:g} s"
             await asyncio.sleep(SAMPLE)
+
+    def _hears(self, peer: Any, now: float) -> bool:
+        """The page's tone in what `peer` played in the last 100 ms (a connection whose audio stopped
+        still holds its last tone: it must have played a frame within FRESH seconds)."""
+        return bool(now - peer.heard_at < FRESH and peer.heard(self.freq, last=0.1))
 
     async def follow(self) -> None:
         """Whenever the socket closes (a drain's 1012, the instance gone), log in again with the token
@@ -143,7 +155,12 @@ class Page:
         await again.request({"type": "reattach", "call_id": self.call_id, "sdp": await peer.offer()})
         reattached = await again.wait_for("reattached", call_id=self.call_id, timeout=LOST_AFTER)
         await peer.accept(reattached["sdp"])
-        self.user, self.peer = again, peer
+        # as the softphone page does (webrtc-client.js): the old connection plays until the new one does
+        self.user, self.peer, self.old_peer = again, peer, old_peer
+        started = time.monotonic()
+        while not self._hears(peer, time.monotonic()) and time.monotonic() - started < LOST_AFTER:
+            await asyncio.sleep(SAMPLE)
+        self.old_peer = None
         await old_peer.close()
 
     async def end(self) -> dict[str, Any]:

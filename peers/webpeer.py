@@ -22,6 +22,7 @@ import array
 import asyncio
 import fractions
 import math
+import time
 
 from aiortc import (
     RTCConfiguration,
@@ -140,6 +141,7 @@ class WebPeer:
         ice_completion.prompt_ice_completion(self.pc)
         aiortc_hooks.tap_receiver(self.transceiver.receiver, self._tap)
         self.pcm = array.array("h")
+        self.heard_at = 0.0  # time.monotonic() of the last audio frame recorded (0: none yet)
         self.payloads: list[tuple[int, bytes]] = []
         self.ssrcs: set[int] = set()
         self.seqs: list[int] = []
@@ -279,6 +281,7 @@ class WebPeer:
                 frame = await track.recv()
                 if not self.recording:
                     continue
+                self.heard_at = time.monotonic()
                 for out in self._resampler.resample(frame):  # type: ignore[arg-type]
                     self.pcm.frombytes(bytes(out.planes[0])[: 2 * out.samples])
         except (MediaStreamError, asyncio.CancelledError):

@@ -341,11 +341,23 @@ class ClusterWiring:
             whip_owners=self.whip_owners,
             local_whips=lambda: frozenset(self.driver.whip_keys()),
         )
+        self.http.moved = self.driver.takeovers.moved
+        self.driver.takeovers.on_moving = self._tell_moved
         self.http.install(app)
         # a watch on every other instance: a dead process's calls carried on at once, not at its lease's
         # end (peer_watch.py)
         self.peer_watch = PeerWatch(self.node, self.http.watch, alive, self._dead_now)
         self.node.add_refresher("peer watch", self.peer_watch.refresh, self.peer_watch.close)
+
+    async def _tell_moved(self, instance_id: str, call_ids: list[str]) -> None:
+        """The drained instance that handed us `call_ids` stops carrying their media: their SIP parties
+        move here now (make before break; a drained instance gone already needs no telling)."""
+        try:
+            info = await self.node.instance(instance_id)
+        except ClusterUnavailable:  # (Redis away: it notices the SIP party gone quiet there instead)
+            return
+        if info is not None and self.http is not None:
+            await self.http.tell_moved(info.http, call_ids)
 
     async def _dead_now(self, instance_id: str) -> None:
         """An instance found dead by its watch (and fenced): its calls claimed now, not at the next beat."""
@@ -384,6 +396,7 @@ class ClusterWiring:
         with contextlib.suppress(ClusterUnavailable):
             await self.hand_off()
         left = await self.drainer.wait(self.settings.drain_timeout)
+        await self.driver.takeovers.overlaps_done()  # the media of calls handed over, until they moved
         logger.info("drained: %d calls left, %d sockets closed", left, self.drainer.closed)
         if self.on_drained is not None:
             self.on_drained()

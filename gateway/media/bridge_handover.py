@@ -29,7 +29,7 @@ call is on a bridge that would offer WebRTC media.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +38,7 @@ from gateway.media.bridge_state import BridgeError, BridgeFields, BridgeState
 from gateway.media.codecs import codec_choice as choice
 from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.errors import MediaError
+from gateway.media.events import MediaEvent
 from gateway.media.webrtc.web_sdp import audio_section
 
 if TYPE_CHECKING:
@@ -147,8 +148,20 @@ class HandoverOffers(BridgeFields):
     if TYPE_CHECKING:
         _fill: ComfortFill
         _web_gone: bool
+        _on_event: Callable[[MediaEvent], None]
 
         def _start_fill(self) -> None: ...
+
+    @property
+    def web_present(self) -> bool:
+        """Whether the browser's audio reaches this bridge (false from ``resume_sip`` until the browser's
+        new web leg delivers its first packet)."""
+        return not self._web_gone
+
+    def orphan(self) -> None:
+        """Its call goes on at another instance (a drain's hand-off) while this bridge still carries the
+        media for a moment (make before break): its events reach no call any more."""
+        self._on_event = _ignored
 
     def handover(self) -> dict[str, Any]:
         """What another instance needs to take this call's SIP leg over (plain JSON, no key material);
@@ -232,6 +245,10 @@ class HandoverOffers(BridgeFields):
         logger.info("call=%s taken over: %s from %s:%d, o= version %d", self._call, taken.codec.name,
                     address, port, offer.origin.session_version)  # fmt: skip
         return sdp.write(offer)
+
+
+def _ignored(event: MediaEvent) -> None:
+    logger.debug("a handed-over call's bridge: %r", event)
 
 
 def _keyless(description: sdp.SessionDescription) -> sdp.SessionDescription:

@@ -23,7 +23,9 @@ response, event streams included, is relayed back as it comes.
 `POST /cluster/drain` (the same signature, or `Authorization: Bearer <cluster.secret>`) starts draining,
 as SIGUSR1 does; `GET /cluster/status` says what this instance holds. `POST /cluster/takeover` (signed:
 `hand_over` sends it) is a draining instance handing its calls to this one (`{instance, handovers: {call
-id: handover JSON}}`, gateway/runtime/continuity/takeover.py); the answer lists the calls taken.
+id: handover JSON}}`, gateway/runtime/continuity/takeover.py); the answer lists the calls taken. `POST
+/cluster/moved` (signed: `tell_moved`) is that taker telling the drained instance it moves those calls'
+SIP parties now, so the drained one stops carrying their media (make before break).
 `GET /cluster/watch` (signed) is a WebSocket another instance holds open to this one and never writes
 on (gateway/cluster/peer_watch.py): it closes with 1001 when this instance stops, and without a close
 when its process dies, which the watcher hears at once.
@@ -70,6 +72,8 @@ _SECRETS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "
 MAX_SKEW: Final = 30.0  # seconds a signature stays valid
 FORWARD_TIMEOUT: Final = 10.0  # connecting and the first byte of the owner's answer
 TAKEOVER: Final = "/cluster/takeover"
+MOVED: Final = "/cluster/moved"
+MOVED_TIMEOUT: Final = 1.0  # s a taker waits for the drained instance to let go of a call's media
 WATCH: Final = "/cluster/watch"
 WATCH_CLOSE: Final = 1.0  # s a stopping instance waits for its watchers to answer its 1001
 HANDOVER_TIMEOUT: Final = (
@@ -197,6 +201,8 @@ class ClusterHttp:
     status: Callable[[], Awaitable[dict[str, object]]]
     # a draining instance's calls carried on here: (its id, call id -> handover JSON) -> the ids taken
     take_over: Callable[[str, dict[str, str]], Awaitable[list[str]]] | None = None
+    # calls this instance handed over whose taker now moves their SIP party: their media here ends
+    moved: Callable[[list[str]], None] | None = None
     # where each user's WHIP resources calling each destination are (service.whip_key): a publish to the
     # same destination goes there, where its call may wait for it (taken over from a dead instance)
     whip_owners: Owners | None = None
@@ -214,6 +220,7 @@ class ClusterHttp:
         app.router.add_post("/cluster/drain", self.drain_handler)
         app.router.add_get("/cluster/status", self.status_handler)
         app.router.add_post(TAKEOVER, self.takeover_handler)
+        app.router.add_post(MOVED, self.moved_handler)
         app.router.add_get(WATCH, self.watch_handler)
         app.on_shutdown.append(self._stop_watches)
         app.on_cleanup.append(self._close)
@@ -319,6 +326,43 @@ class ClusterHttp:
         if self.take_over is None:
             return web.json_response({"taken": []})
         return web.json_response({"taken": await self.take_over(sender, handovers)})
+
+    async def moved_handler(self, request: web.Request) -> web.Response:
+        """The instance that took calls of this one's drain moves their SIP parties now (signed by it):
+        this one stops carrying their media (`{instance, calls: [call id]}`)."""
+        header = request.headers.get(FORWARDED)
+        sender = await self._verified(request, header) if header is not None else None
+        if sender is None:
+            return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
+        try:
+            body = json.loads(await request.read())
+            calls = body["calls"]
+            if body["instance"] != sender or not isinstance(calls, list):
+                raise ValueError("instance or calls")
+            if not all(isinstance(c, str) for c in calls):
+                raise ValueError("calls: call ids")
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad moved request: {exc}", "code": 400}, status=400)
+        if self.moved is not None:
+            self.moved(calls)
+        return web.json_response({"released": len(calls)})
+
+    async def tell_moved(self, base: str, call_ids: list[str]) -> bool:
+        """Tell the instance at `base` that handed us `call_ids` that their SIP parties move here now:
+        whether it answered (within MOVED_TIMEOUT: a drained instance about to exit may not)."""
+        client = self._session()
+        body = json.dumps({"instance": self.instance_id, "calls": call_ids}).encode()
+        headers = {
+            FORWARDED: sign(self.secret, self.instance_id, "POST", MOVED, self.clock(), "", body),
+            "Content-Type": "application/json",
+        }
+        try:
+            timeout = aiohttp.ClientTimeout(total=MOVED_TIMEOUT)
+            async with client.post(base + MOVED, data=body, headers=headers, timeout=timeout) as reply:
+                return reply.status == 200
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.info("telling %s that %d calls move: %s", base, len(call_ids), exc)
+            return False
 
     async def hand_over(self, base: str, handovers: dict[str, str]) -> list[str]:
         """Hand `handovers` (call id -> JSON) to the instance at HTTP base URL `base`; the call ids it took

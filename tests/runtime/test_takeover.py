@@ -308,7 +308,7 @@ async def test_an_end_of_a_dialog_with_itself_goes_on_only_with_the_other() -> N
     released: list[str] = []
     runtimes = [
         SimpleNamespace(call_id=c, finished=False, sip=SimpleNamespace(call=SimpleNamespace(release=lambda c=c: released.append(c))),
-                        unrecorded=False, run_commands=lambda commands: None)
+                        unrecorded=False, run_commands=lambda commands: None, media=SimpleNamespace(bridge=None))
         for c in ("c1", "c2", "c3")
     ]  # fmt: skip
     discarded: list[str] = []

@@ -143,3 +143,57 @@ async def test_a_draining_instance_hands_its_calls_over_signed() -> None:
         assert asked == [("gw1", {"c1": '{"a": 1}', "c2": '{"b": 2}'})]
         assert await draining.hand_over("http://127.0.0.1:9", {"c1": "{}"}) == []  # nobody there
         await draining._close(app)
+
+
+async def test_a_taker_tells_the_drained_instance_its_calls_move_signed() -> None:
+    """`POST /cluster/moved` (issue 65 item 4, make before break): the instance that took a drained one's
+    calls tells it, signed, that their SIP parties move now, and it lets go of their media; an unsigned
+    request, one naming another instance and a malformed one are refused; an instance that is not there
+    is not waited on."""
+    import json
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateway.signaling.cluster_http import MOVED, ClusterHttp
+
+    async def nothing() -> None:
+        return None
+
+    async def no_status() -> dict[str, object]:
+        return {}
+
+    async def no_instance(_instance_id: str) -> None:
+        return None
+
+    class NoOwners:
+        async def owner(self, session_id: str) -> str | None:
+            return None
+
+    def node(instance_id: str) -> ClusterHttp:
+        return ClusterHttp(instance_id, SECRET, NoOwners(), frozenset, no_instance, nothing, no_status)
+
+    released: list[list[str]] = []
+    app = web.Application()
+    drained = node("gw1")
+    drained.moved = released.append
+    drained.install(app)
+    taker = node("gw2")
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        base = str(server.make_url("")).rstrip("/")
+        body = json.dumps({"instance": "gw2", "calls": ["c1"]}).encode()
+        async with http.post(base + MOVED, data=body) as reply:
+            assert reply.status == 403  # unsigned
+        signed = sign(SECRET, "gw3", "POST", MOVED, taker.clock(), "", body)
+        async with http.post(base + MOVED, data=body, headers={"X-Gateway-Forwarded": signed}) as reply:
+            assert reply.status == 400  # signed by gw3 for gw2's
+        bad = json.dumps({"instance": "gw2", "calls": "c1"}).encode()
+        signed = sign(SECRET, "gw2", "POST", MOVED, taker.clock(), "", bad)
+        async with http.post(base + MOVED, data=bad, headers={"X-Gateway-Forwarded": signed}) as reply:
+            assert reply.status == 400
+        assert released == []
+        assert await taker.tell_moved(base, ["c1", "c2"]) is True
+        assert released == [["c1", "c2"]]
+        assert await taker.tell_moved("http://127.0.0.1:9", ["c1"]) is False  # nobody there
+        await taker._close(app)

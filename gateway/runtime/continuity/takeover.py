@@ -31,7 +31,11 @@ the room to: `_room_elsewhere`), with a new leg to the room's mix (gateway/runti
 conference names it in its handover (`merge`): the survivor that holds both its calls makes it again
 (gateway/runtime/merge/three_way.py `taken_over`). A call that cannot be taken
 over (an unknown user, the re-INVITE refused) gets BYE and its lost record. A drain hands its calls over
-the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one).
+the same way, to a live instance at once (`take_over_all`; `release` forgets them on the drained one),
+making before it breaks for a page's call: the drained instance keeps carrying the call's media
+(`_overlap`), the taker re-INVITEs the SIP party only once the page's new connection brings its audio
+(`_move_sip`, HANDED_WAIT at most), telling the drained one first (`on_moving`: POST /cluster/moved), which
+then lets go of the media; neither the page nor the SIP party hears a gap longer than that round trip.
 
 This module imports the call layer, the runtime's own modules, the signaling's session types and the SIP
 UA; the cluster calls it through the functions it is given (gateway/cluster/wiring.py).
@@ -52,8 +56,9 @@ from gateway.calls.boundary.events import TakenOver
 from gateway.calls.errors import CallError
 from gateway.calls.records import Attachment
 from gateway.calls.states import CallState
+from gateway.media.bridge import MediaBridge
 from gateway.media.errors import MediaError
-from gateway.runtime.call_media import CallMedia
+from gateway.runtime.call_media import BridgedMedia, CallMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.continuity.handover import (
     Handover,
@@ -66,6 +71,7 @@ from gateway.runtime.continuity.handover import (
 from gateway.runtime.offers import HttpSession
 from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from gateway.signaling.service import FlowSink, PeerSink, peer_family, session_key
+from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
 
 if TYPE_CHECKING:
@@ -76,6 +82,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INVITE (a live one: ms)
+# A drain's hand-off makes before it breaks: the taking instance moves the SIP party (its re-INVITE) once
+# the page's new connection brings its audio (or after HANDED_WAIT s), while the drained one carries the
+# call's media on meanwhile, until the SIP party's audio stops coming there (OVERLAP_QUIET s without a
+# packet: it moved) or OVERLAP_MAX s.
+HANDED_WAIT: Final = 3.0
+OVERLAP_QUIET: Final = 0.5
+OVERLAP_MAX: Final = 8.0
+BACK_POLL: Final = 0.02  # s between looks at a bridge waiting for its browser's audio, or for its end
 PAIR_WAIT: Final = 10.0  # s the calling end of a dialog with itself waits for the answering end's takeover
 PAIR_KEEP: Final = 60.0  # s that end's outcome is kept for it
 
@@ -103,6 +117,10 @@ class Takeovers:
         # unless the call changed (the ledger rewrites only what changed)
         self._clocks = (time.time(), time.monotonic())
         self._pairs: dict[str, asyncio.Future[bool]] = {}  # dialogs with itself: their answering end here
+        self._overlaps: dict[str, asyncio.Task[None]] = {}  # handed-over calls' media still carried here
+        # a cluster (gateway/cluster/wiring.py): tells the drained instance that handed us calls that their
+        # SIP parties move here now (its id, the call ids), so that it stops sending them media first
+        self.on_moving: Callable[[str, list[str]], Awaitable[None]] | None = None
         # an HTTP API session made again here, by its key (signaling.service.session_key): a cluster
         # records that it is owned here now (gateway/cluster/wiring.py)
         self.on_http_session: Callable[[str], None] | None = None
@@ -301,8 +319,11 @@ class Takeovers:
         if adopted is None:
             return False
         runtime, user = adopted
+        kept = any(part is not None for part in (handover.http, handover.rpc, handover.websip, handover.room))
+        # a page's call handed by a drain: its SIP party moved once the page is back here (make before break)
+        later = handed and not kept and handover.merge is None and handover.pair is None
         try:
-            await self._resume(runtime, handover)
+            moving = await self._resume(runtime, handover, later=later)
         except Exception as exc:
             logger.warning("call=%s of instance %s not taken over: %s", call_id, instance_id, exc)
             await self._give_up(runtime)
@@ -318,13 +339,14 @@ class Takeovers:
             )
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
-        kept = any(part is not None for part in (handover.http, handover.rpc, handover.websip, handover.room))
         if not kept:  # a page's: its login takes it back
             driver.reconnects.adopt(call_id, handover.family, user.id)
         await runtime.feed(TakenOver(instance_id, session_kept=kept, media_intact=handover.media_intact))
         if not kept:  # its page may have logged in here already
             await driver.tell_waiting(call_id)
         self._carried_on(call_id, handover)
+        if moving is not None:
+            driver.spawn(self._move_sip(runtime, *moving, instance_id))
         self.taken += 1
         driver.steady(call_id)  # its handover written here soon: this instance may die too
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
@@ -418,8 +440,45 @@ class Takeovers:
             driver.registry.discard(call_id)
         if runtime.sip.call is not None:
             runtime.sip.call.release()
+        bridge = runtime.media.bridge
+        if isinstance(bridge, MediaBridge):  # its media carried on here until the SIP party moved
+            runtime.media.bridge = None
+            bridge.orphan()
+            task = asyncio.get_running_loop().create_task(self._overlap(call_id, bridge))
+            self._overlaps[call_id] = task
+            task.add_done_callback(lambda _: self._overlaps.pop(call_id, None))
         runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
         logger.info("call=%s handed over: it goes on at another instance", call_id)
+
+    async def _overlap(self, call_id: str, bridge: MediaBridge) -> None:
+        """A handed-over call's bridge, carrying its media until the SIP party's audio stops coming here
+        (the taking instance's re-INVITE moved it) or OVERLAP_MAX; then closed."""
+        loop = asyncio.get_running_loop()
+        started = heard_at = loop.time()
+        received = -1
+        try:
+            while loop.time() - started < OVERLAP_MAX and loop.time() - heard_at < OVERLAP_QUIET:
+                count = bridge.stats().sip_to_web.received
+                if count != received:
+                    received, heard_at = count, loop.time()
+                await asyncio.sleep(BACK_POLL * 5)
+        except (MediaError, asyncio.CancelledError):
+            pass  # (cancelled: `moved`)
+        finally:
+            await bridge.close()
+        logger.info("call=%s handed over: its media here closed after %.2f s", call_id, loop.time() - started)
+
+    def moved(self, call_ids: list[str]) -> None:
+        """The instance these calls were handed to moves their SIP parties now: their media here ends."""
+        for call_id in call_ids:
+            task = self._overlaps.get(call_id)
+            if task is not None:
+                task.cancel()  # (its `finally` closes the bridge)
+
+    async def overlaps_done(self) -> None:
+        """Every handed-over call's media carried here has ended (a drained instance exits after)."""
+        if self._overlaps:
+            await asyncio.wait(set(self._overlaps.values()), timeout=OVERLAP_MAX + 1.0)
 
     async def _session_again(self, runtime: CallRuntime, user: WebUser, handover: Handover) -> bool:
         """The session carrying a call taken over, made again here when it is not a page's (whose login
@@ -495,8 +554,12 @@ class Takeovers:
                 call.release()  # (forgotten here: no session timer on a dialog we tried to end)
         return False
 
-    async def _resume(self, runtime: CallRuntime, handover: Handover) -> None:
-        """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it. A
+    async def _resume(
+        self, runtime: CallRuntime, handover: Handover, *, later: bool = False
+    ) -> tuple[SipCall, BridgedMedia, str] | None:
+        """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it
+        (``later``, a bridge's: not yet, the call, its bridge and the re-INVITE's offer returned for
+        `_move_sip`; else None). A
         dialog with itself (`pair`: a web-to-web call through the dead instance's own listener) becomes
         one with this instance on both ends: the answering end resumes without a re-INVITE, the calling
         end's re-INVITE (once that one is here) reaches it at this instance's listener, and its answer
@@ -522,11 +585,43 @@ class Takeovers:
         offer = await media.resume_sip(dict(handover.media))
         if answering:  # (its other end's re-INVITE brings the new addresses)
             media.drop_reoffer()
-            return
+            return None
+        if later and isinstance(media, BridgedMedia):
+            return call, media, offer
+        await self._reinvite(call, media, offer)
+        return None
+
+    @staticmethod
+    async def _reinvite(call: SipCall, media: CallMedia, offer: str) -> None:
         result = await asyncio.wait_for(call.reinvite(offer), REINVITE_SECONDS)
         if not result.ok:
             raise CallError(f"the SIP party refused the re-INVITE: {result.status} {result.reason}")
         await media.answer_to_reoffer(result.sdp)
+
+    async def _move_sip(
+        self, runtime: CallRuntime, call: SipCall, bridge: BridgedMedia, offer: str, instance_id: str
+    ) -> None:
+        """A call a drain handed here: its SIP party re-INVITEd here once the page's new connection brings
+        the browser's audio (HANDED_WAIT at most), so that neither side hears a gap: until then the
+        drained instance carries the call's media as before."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDED_WAIT
+        while not bridge.web_present and loop.time() < deadline and not call.ended:
+            await asyncio.sleep(BACK_POLL)
+        if call.ended or runtime.finished:
+            return
+        if self.on_moving is not None:  # the drained instance stops sending the SIP party our call's media
+            await self.on_moving(instance_id, [runtime.call_id])
+        try:
+            await self._reinvite(call, bridge, offer)
+        except Exception as exc:
+            logger.warning("call=%s handed here not moved: %s", runtime.call_id, exc)
+            await self._give_up(runtime)
+            return
+        logger.info(
+            "call=%s handed here: its SIP party moved (%s)", runtime.call_id,
+            "the browser back" if bridge.web_present else f"the browser not back within {HANDED_WAIT:g} s",
+        )  # fmt: skip
 
     def _to_self(self, dialog: Mapping[str, Any]) -> dict[str, Any]:
         """A dialog of the dead instance with itself: its remote target at this instance's own listener

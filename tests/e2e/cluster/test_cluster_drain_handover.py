@@ -3,15 +3,18 @@ sharing a real Redis behind the shipped HAProxy, the pjsua2 desk phone as the PB
 
 alice (peers.web_user over `/ws` through HAProxy with `reconnect`, as the softphone page) calls the
 phone, and they talk. The instance carrying the call is drained (SIGUSR1's path): it hands the call's
-handover to another instance (`POST /cluster/takeover`, signed), which re-INVITEs the phone to its own
-media (no BYE) and waits for alice; the draining one forgets the call without a word, and closes her
-socket, now idle, with 1012. Her page reconnects through HAProxy at once, is told the call where it is
-now, reattaches with a new RTCPeerConnection and both hear each other. The drained instance holds no
+handover to another instance (`POST /cluster/takeover`, signed), which adopts it and waits for alice;
+the draining one forgets the call without a word but carries its media on (make before break), and
+closes her socket, now idle, with 1012. Her page reconnects through HAProxy at once, is told the call
+where it is now (the phone not moved yet: her old connection still hears it) and reattaches with a new
+RTCPeerConnection; once its audio arrives, the taker re-INVITEs the phone (no BYE) and both hear each
+other on the new path. Her tone is never gone for a second. The drained instance holds no
 call; the phone's hang-up ends alice's call where it went."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from peers.demo import require_desk_phone
@@ -21,6 +24,28 @@ from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
+
+
+class Gaps:
+    """The longest stretch without `heard()`, sampled every 20 ms from now until `stop`."""
+
+    def __init__(self, heard: Callable[[], bool]) -> None:
+        self.longest = 0.0
+        self._heard = heard
+        self._task = asyncio.ensure_future(self._sample())
+
+    async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            now = loop.time()
+            if self._heard():
+                self.longest, last = max(self.longest, now - last), now
+            await asyncio.sleep(0.02)
+
+    def stop(self) -> float:
+        self._task.cancel()
+        return self.longest
 
 
 async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> None:
@@ -40,6 +65,7 @@ async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> Non
             assert draining.driver.calls == 1 and all(g.driver.calls == 0 for g in others)
             media_changes = len(phone.seen("media", call=number))
             loop = asyncio.get_running_loop()
+            gaps = Gaps(lambda: first.heard(440, last=0.1) or second.heard(440, last=0.1))
             started = loop.time()
             draining.drain()
             closed = await alice.wait_for("closed", timeout=5)
@@ -48,13 +74,20 @@ async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> Non
             calls = await alice.wait_for("calls", timeout=5)
             [summary] = calls["calls"]
             assert summary["call_id"] == call_id and summary["state"] == "connected", calls
-            assert len(phone.seen("media", call=number)) > media_changes  # the taker's re-INVITE
             assert draining.driver.calls == 0 and sum(g.driver.calls for g in others) == 1
+            # make before break: the phone not moved yet, the drained instance still carries the media
+            assert len(phone.seen("media", call=number)) == media_changes
+            assert first.heard(440, last=0.3), "the old connection went quiet before the new one"
             await alice.request({"type": "reattach", "call_id": call_id, "sdp": await second.offer()})
             reattached = await alice.wait_for("reattached", call_id=call_id)
             await second.accept(reattached["sdp"])
             await wait_until(lambda: second.heard(440, last=1.0), timeout=10)
             took = loop.time() - started
+            assert len(phone.seen("media", call=number)) > media_changes  # the taker's re-INVITE
+            await first.close()  # (as the page does once the new connection plays)
+            await asyncio.sleep(0.5)
+            gap = gaps.stop()
+            assert gap < 1.0, f"alice heard nothing for {gap:.2f} s during the handover"
             await asyncio.sleep(1.5)  # alice's new tone in the phone's recording
             assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone got a BYE"
             await phone.hangup(number)  # its BYE goes where the re-INVITE's Contact said
@@ -65,4 +98,4 @@ async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> Non
         wav = await phone.wait_for_recording(number)
         assert tail_has_tone(wav, 1300), "the phone did not hear alice after the handover"
         assert sum(g.driver.takeovers.taken for g in others) == 1
-    print(f"a drained call heard again {took:.2f} s after the drain began")
+    print(f"a drained call on its new instance {took:.2f} s after the drain began; longest gap {gap:.2f} s")
