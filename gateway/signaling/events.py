@@ -44,8 +44,10 @@ class IceServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """The reply to a successful `login`: who the user is, their ICE servers, a token for reconnects, and
-    whether this gateway carries video (`codecs.video` not empty: the page offers its video controls)."""
+    """The reply to a successful `login`: who the user is, their ICE servers, a token for reconnects,
+    whether this gateway carries video (`codecs.video` not empty: the page offers its video controls) and
+    how long a call waits for its page after a lost socket (`web_auth.reconnect_grace`: a page that cannot
+    get back within it ends its calls itself, saying why, instead of "reconnecting" for ever)."""
 
     id: RequestId
     session_id: str
@@ -56,6 +58,7 @@ class Registered:
     token: str = field(repr=False)
     token_expires_in: int
     video: bool = False
+    reconnect_grace: float = 30.0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,6 +72,7 @@ class Registered:
             "token": self.token,
             "token_expires_in": self.token_expires_in,
             "video": self.video,
+            "reconnect_grace": self.reconnect_grace,
         }
 
 

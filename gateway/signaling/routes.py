@@ -200,6 +200,7 @@ def add_signaling_routes(
         monotonic,
         PresenceFeed(identity),
         video=bool(config.codecs.video),
+        reconnect_grace=config.web_auth.reconnect_grace,
     )
     credentials = ApiCredentials.from_config(config, identity, tokens)
     app[HTTP_API_KEY] = HttpApiContext(offer_service, credentials, ice_servers, limits)

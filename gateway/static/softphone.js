@@ -81,6 +81,7 @@ const HINTS = {
   busy: "Try again later.",
   no_such_number: "Check the number.",
   incompatible_media: "Try another browser, or tell your administrator.",
+  gateway_lost: "The page keeps trying to reconnect: call again once it says Registered.",
 };
 
 const END_REASONS = {
@@ -100,6 +101,7 @@ const END_REASONS = {
   media_timeout: "Audio stopped: call ended.",
   media_failed: "Audio could not be set up.",
   transferred: "Call transferred.",
+  gateway_lost: "The connection to the gateway could not be restored: call ended.",
 };
 
 const TRANSFER_TEXT = {

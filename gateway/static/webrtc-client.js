@@ -42,7 +42,10 @@
 // reattached only if the gateway cannot restart it). Other calls end "disconnected". A call hung up while
 // the socket is down ends here at once and is hung up at the gateway as soon as the socket is back (the
 // gateway kept it for this login: taken back, it would come alive again); its id is kept in this tab's
-// sessionStorage meanwhile, so a reload that logs in with the saved token hangs it up too.
+// sessionStorage meanwhile, so a reload that logs in with the saved token hangs it up too. A call whose
+// socket stays away for the gateway's whole reconnect grace (`reconnect_grace` in `registered`: every
+// instance that could keep it is gone, or the network is) ends here "gateway_lost" and is hung up like one
+// hung up while away; the client goes on reconnecting.
 
 export class GatewayError extends Error {
   constructor(code, message, field = null, callId = null) {
@@ -296,8 +299,9 @@ export class GatewayClient extends EventTarget {
     // again, or a duplicated tab did): neither keep them nor reconnect, or the two would take turns
     const replaced = event.code === 4010;
     const keep = !this._closing && this.reconnect && this.token && !replaced;
+    const grace = this.info?.reconnect_grace ?? DEFAULT_GRACE_S; // 0: the gateway keeps no call
     for (const call of [...this.calls.values()]) {
-      if (keep && KEPT.includes(call.state)) call._detached(); // the gateway keeps it for a while
+      if (keep && grace > 0 && KEPT.includes(call.state)) call._detached(); // kept for `grace` s
       else call._end({ reason: "disconnected", message: "connection to the gateway lost", sip_status: null });
     }
     emit(this, "disconnected", { code: event.code, reason: event.reason });
@@ -483,6 +487,7 @@ export class GatewayClient extends EventTarget {
 }
 
 const KEPT = ["connected", "held", "reconnecting"]; // call states the gateway keeps through a reconnect
+const DEFAULT_GRACE_S = 30; // web_auth.reconnect_grace's default, for a gateway that does not tell it
 const SILENT_MS = 300; // a connected call that received no audio packet this long checks its socket
 // ...which must answer a ping within PROBE_MS, or 4 round trips when its pings take longer (a mobile
 // network), else a new socket at once: a wrong guess costs a reconnect, about a second of audio
@@ -533,11 +538,16 @@ export class Call extends EventTarget {
     this._renegotiation = null; // this page's own offer mid-call: {resolve, reject} until answered
     this._restartedAt = 0; // when its connection's "disconnected" last restarted ICE (Date.now())
     this.videoSource = null; // () => a camera MediaStream (or null): sent when the far end adds video
+    this._lostTimer = null; // the socket went: ends the call once the gateway's reconnect grace is over
   }
 
   _setState(state) {
     if (this.state === state) return;
     this.state = state;
+    if (state !== "reconnecting" && this._lostTimer !== null) {
+      clearTimeout(this._lostTimer);
+      this._lostTimer = null;
+    }
     if (state === "connected" && this.connectedAt === null) this.connectedAt = Date.now();
     emit(this, "state", { state });
   }
@@ -913,6 +923,20 @@ export class Call extends EventTarget {
     this._renegotiation?.reject(new GatewayError("network", "the connection to the gateway was lost", null, this.id));
     this._renegotiation = null;
     this._setState("reconnecting");
+    if (this._lostTimer === null) {
+      const grace = this.client.info?.reconnect_grace ?? DEFAULT_GRACE_S;
+      this._lostTimer = setTimeout(() => this._lost(), grace * 1000);
+    }
+  }
+
+  // No socket for the gateway's whole reconnect grace: the gateway ended the call meanwhile (or ends it
+  // the moment this page is back: it is hung up then), so it ends here, said plainly, not left
+  // "reconnecting" over dead air. Not while a socket is up: its login's `calls` says what is kept.
+  _lost() {
+    this._lostTimer = null;
+    if (this.state !== "reconnecting" || this.client.connected) return;
+    if (this.id !== null) this.client._rememberHungUp(this.id);
+    this._end({ reason: "gateway_lost", message: "the gateway could not be reached again", sip_status: null });
   }
 
   // Whether this call's RTCPeerConnection still carries its media (not closed, not failed).

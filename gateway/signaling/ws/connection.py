@@ -123,6 +123,7 @@ class SignalingContext:
     monotonic: Callable[[], float]
     presence_feed: PresenceFeed | None = None  # pushes `presence` to logged-in sessions
     video: bool = False  # codecs.video is not empty: `registered` tells the page to offer video
+    reconnect_grace: float = 30.0  # web_auth.reconnect_grace, told in `registered`
     # a cluster: the base URL of the instance where a login's (token family's) calls wait, None when
     # here or nowhere (gateway/signaling/ws/relay.py)
     # (login family, the URL found unreachable just before or None) -> the instance to relay the login to
@@ -397,6 +398,7 @@ class Connection:
                 token=self._issue_token(user.id),
                 token_expires_in=context.tokens.ttl,
                 video=context.video,
+                reconnect_grace=context.reconnect_grace,
             )
         )
         await context.call_service.session_opened(session)

@@ -76,6 +76,7 @@ async def test_login_ok_reply_and_presence(env: tuple[Harness, Client]) -> None:
         assert reply["ice_servers"] == []
         assert isinstance(reply["token"], str) and reply["token_expires_in"] == 43200
         assert reply["video"] is False  # codecs.video is empty: the page shows no video controls
+        assert reply["reconnect_grace"] == 30.0  # web_auth.reconnect_grace: the page ends a call past it
         session_id = reply["session_id"]
         assert await harness.presence.sessions_of("alice") == (session_id,)
         assert session_id in harness.calls.sessions
