@@ -182,15 +182,20 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
 
     @guarded
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
-        """INFO in either direction: requests received become "info" events, answers "info_response"."""
+        """INFO in either direction: requests received become "info" events, answers "info_response". A
+        BYE received becomes a "bye" event with its Reason header (RFC 3326; "" without one)."""
         event = prm.e
         if event.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         tsx_event = event.body.tsxState
         tsx = tsx_event.tsx
+        received = tsx.role == pj.PJSIP_ROLE_UAS and tsx.state == pj.PJSIP_TSX_STATE_TRYING
+        if tsx.method == "BYE" and received and tsx_event.type == pj.PJSIP_EVENT_RX_MSG:
+            headers, _ = split_message(tsx_event.src.rdata.wholeMsg)
+            self.phone.emit("bye", call=self.number, reason=headers.get("reason", ""))
+            return
         if tsx.method != "INFO":
             return
-        received = tsx.role == pj.PJSIP_ROLE_UAS and tsx.state == pj.PJSIP_TSX_STATE_TRYING
         if received and tsx_event.type == pj.PJSIP_EVENT_RX_MSG:
             headers, body = split_message(tsx_event.src.rdata.wholeMsg)
             content_type = headers.get("content-type", "")

@@ -74,6 +74,7 @@ _READABLE = {
     "registered": "registration: {code} {reason} (registered: {registered})",
     "incoming": "call {call}: incoming from {from} to {to}",
     "state": "call {call}: {state} {code} {reason}",
+    "bye": "call {call}: BYE received (Reason: {reason})",
     "media": "call {call}: audio {status} ({codec})",
     "dtmf": "call {call}: DTMF {digit} ({method})",
     "info": "call {call}: INFO {content_type}: {body!r}",
