@@ -502,6 +502,7 @@ const PROBE_DROPS = 3;
 // take-back, still under way) is tried again, REATTACH_TRIES times in all, REATTACH_WAIT_MS x the try apart
 const REATTACH_TRIES = 6;
 const REATTACH_WAIT_MS = 1000;
+const HANDOFF_MS = 5000; // a reattach keeps its old connection playing at most this long (make before break)
 
 // `sdp` with the data channel m-line's a=dcmap asking for T.140 (at the end of that media section).
 function askT140(sdp) {
@@ -539,6 +540,7 @@ export class Call extends EventTarget {
     this._restartedAt = 0; // when its connection's "disconnected" last restarted ICE (Date.now())
     this.videoSource = null; // () => a camera MediaStream (or null): sent when the far end adds video
     this._lostTimer = null; // the socket went: ends the call once the gateway's reconnect grace is over
+    this._handoff = null; // a reattach's old connection, playing until the new one does
   }
 
   _setState(state) {
@@ -559,7 +561,7 @@ export class Call extends EventTarget {
     for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     this.pc.ontrack = (event) => {
       for (const track of event.streams[0]?.getTracks() || [event.track]) this.remoteStream.addTrack(track);
-      emit(this, "track", { stream: this.remoteStream });
+      if (!this._handoff) emit(this, "track", { stream: this.remoteStream }); // (else once it plays)
     };
     // a channel the gateway opens: real-time text (RFC 8865 "t140", rtt.js), or its chat channel
     this.pc.ondatachannel = (event) => emit(this, "datachannel", { channel: event.channel });
@@ -1032,8 +1034,13 @@ export class Call extends EventTarget {
   async _reattach() {
     if (this._reattaching) return;
     this._reattaching = true;
+    // make before break: a connection still playing plays on until the new one does (a drained gateway
+    // instance carries the call until then: docs/deploy.md "Drain and rolling restart")
+    const old = this.pc;
+    const keep = Boolean(old) && old.connectionState === "connected";
+    if (!keep) old?.close();
+    this._handoff = keep ? old : null;
     try {
-      this.pc?.close();
       this._queuedRemote = [];
       this._queuedLocal = [];
       this.remoteStream = new MediaStream();
@@ -1043,16 +1050,50 @@ export class Call extends EventTarget {
       this._sendAudio(); // (muted or held: the new stream too)
       const offer = await this._localOffer();
       await this.client.request({ type: "reattach", call_id: this.id, sdp: offer });
+    } catch (error) {
+      this._handedOff();
+      throw error;
     } finally {
       this._reattaching = false;
     }
     this._flushCandidates();
+    if (this._handoff) this._whenPlaying(this.pc);
+  }
+
+  // The new connection of a reattach plays (its first audio packets), or HANDOFF_MS passed: the old one
+  // closes and the page is given the new stream.
+  async _whenPlaying(pc) {
+    const until = Date.now() + HANDOFF_MS;
+    while (this._handoff && pc === this.pc && Date.now() < until) {
+      let packets = 0;
+      try {
+        const stats = await pc.getStats();
+        stats.forEach((report) => {
+          if (report.type === "inbound-rtp" && report.kind === "audio") packets += report.packetsReceived || 0;
+        });
+      } catch {
+        break;
+      }
+      if (packets > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    this._handedOff();
+  }
+
+  _handedOff() {
+    const old = this._handoff;
+    if (!old) return;
+    this._handoff = null;
+    old.close();
+    if (this.state !== "ended") emit(this, "track", { stream: this.remoteStream });
   }
 
   _end(detail) {
     if (this.state === "ended") return;
     this.endReason = detail;
     this._renegotiation?.reject(new GatewayError("not_found", "the call ended", null, this.id));
+    this._handoff?.close();
+    this._handoff = null;
     this.pc?.close();
     for (const track of this.localStream?.getTracks() || []) track.stop();
     if (this.id !== null) this.client.calls.delete(this.id);

@@ -24,6 +24,7 @@ from peers.webpeer import WebPeer
 from tests.e2e.cluster.cluster_harness import cluster
 from tests.e2e.harness import ALICE_SECRET, wait_until
 from tests.e2e.softphone.test_reconnect import call_the_phone, tail_has_tone
+from tests.signaling.browser import chromium_page, expect, log_in, read_meter
 
 
 class Gaps:
@@ -99,3 +100,71 @@ async def test_a_drain_hands_its_call_to_another_instance(tmp_path: Path) -> Non
         assert tail_has_tone(wav, 1300), "the phone did not hear alice after the handover"
         assert sum(g.driver.takeovers.taken for g in others) == 1
     print(f"a drained call on its new instance {took:.2f} s after the drain began; longest gap {gap:.2f} s")
+
+
+# whether the phone's audio packets still arrive at the page since the last look, on its call's connection
+# or on the one a reattach keeps playing until the new one does (the page's level meter would read the
+# last level of a stream whose packets stopped)
+ARRIVING = """async () => {
+    const call = window.softphone.call;
+    if (!call) return false;
+    window.lastPackets = window.lastPackets || new WeakMap();
+    let more = false;
+    for (const pc of [call.pc, call._handoff]) {
+        if (!pc || pc.connectionState === "closed") continue;
+        let packets = 0;
+        (await pc.getStats()).forEach((r) => {
+            if (r.type === "inbound-rtp" && r.kind === "audio") packets += r.packetsReceived || 0;
+        });
+        if (packets > (window.lastPackets.get(pc) ?? packets)) more = true;
+        window.lastPackets.set(pc, packets);
+    }
+    return more;
+}"""
+
+
+async def test_the_softphone_page_hears_no_gap_when_its_instance_drains(tmp_path: Path) -> None:
+    """The same hand-off as the softphone page lives it (headless Chromium through HAProxy): alice's page
+    calls the phone; her instance drains. The page reattaches at the taker with a new RTCPeerConnection
+    and keeps playing the old one until the new one plays (webrtc-client.js), while the drained instance
+    carries the call until the taker moves the phone: the phone's audio packets, sampled every 50 ms, never
+    stop arriving at the page for 0.2 s (0.29 s before the drain made before it broke), and the call ends up "Connected" on the other instance."""
+    require_desk_phone()
+    async with (
+        DeskPhone(tmp_path, user="2000", tone=440) as phone,
+        cluster(tmp_path, 3, pbx=phone.address, fronts=True) as c,
+        chromium_page() as page,
+    ):
+        await page.goto(c.front.url + "/")
+        await log_in(page, "alice", ALICE_SECRET)
+        await expect(page.locator("#status")).to_have_text("Registered as Alice", timeout=15000)
+        await page.locator("#number").fill("2000")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        number = int((await phone.wait_for("incoming", timeout=15))["call"])
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+        assert await read_meter(page, "remote-level", 0.02, timeout=15) >= 0.02
+        draining = c.holder("alice")
+        others = [g for g in c.gateways if g is not draining]
+        loop = asyncio.get_running_loop()
+        quiet_since: float | None = None
+        longest = 0.0
+        started = loop.time()
+        draining.drain()
+        while loop.time() - started < 6.0:  # the hand-off and a while after
+            arriving = await page.evaluate(ARRIVING)
+            now = loop.time()
+            if arriving:
+                if quiet_since is not None:
+                    longest = max(longest, now - quiet_since)
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            await asyncio.sleep(0.05)
+        if quiet_since is not None:
+            longest = max(longest, loop.time() - quiet_since)
+        await expect(page.locator("#call-state")).to_have_text("Connected", timeout=10000)
+        assert draining.driver.calls == 0 and sum(g.driver.calls for g in others) == 1
+        assert sum(g.driver.takeovers.taken for g in others) == 1
+        assert longest < 0.2, f"no audio reached the page for {longest:.2f} s during the hand-off"
+        assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone got a BYE"
+    print(f"the page's longest silence during its instance's drain: {longest:.2f} s")
