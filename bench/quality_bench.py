@@ -34,17 +34,21 @@ boxes transcode it to and from Opus; rtpengine with ``transcode: [G722]``) or Op
 FEC; both boxes forward it), and the browser sends 16 kHz speech: each direction is scored twice, PESQ
 P.862.2 wideband (``wb``) at 16 kHz against a 16 kHz espeak-ng reference and narrowband at 8 kHz
 against the 8 kHz one; the ceiling printed first is the phone codec's own round trip of the reference.
-The Chromium column needs its capture at 8 kHz: it runs with ``--codec pcmu`` only. Runs are interleaved (ours, rtpengine, then the reverse order); medians are printed with
-the ratio ours / rtpengine (above 1 is better for us) and /proc/loadavg.
+The Chromium column then records at 16 kHz and is scored both ways too. Runs are interleaved (ours,
+rtpengine, then the reverse order); medians are printed with the ratio ours / rtpengine (above 1 is better
+for us) and /proc/loadavg.
 
 A real browser receiver (``--chromium``, the default; bench/quality_chromium.py): per cell and box a
 second call sends the phone's speech, on the same impaired phone leg, to headless Chromium (Playwright,
 /usr/bin/chromium) offering Opus only, which records what it plays from WebAudio at 8 kHz: the audio after
 Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only phone -> web has a real
-browser column: web -> phone ends at a phone, whose ideal receiver is above.
+browser column: web -> phone ends at a phone, whose ideal receiver is above. ``--chromium-codecs
+opus,g711`` (issue 66 item 3) adds a second Chromium call per cell and box whose page offers PCMU only: a
+G.711 phone's audio passed through to Chromium, whose NetEq conceals its losses, beside the box's
+transcoding to Opus (``opus``: the page offers Opus and RED, as Chrome does for voice).
 
 Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
-     [--sender aiortc|chrome] [--codec pcmu|g722|opus]
+     [--sender aiortc|chrome] [--codec pcmu|g722|opus] [--chromium-codecs opus,g711] [--no-aiortc]
      (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
 """
 
@@ -125,12 +129,10 @@ class Ours:
         self.process: asyncio.subprocess.Process | None = None
         self.uas = SipUas(codec)
         self.user: Any = None
+        self.url = ""
         self.call_id = ""
 
     async def start(self, workdir: Path) -> None:
-        from peers.demo import ALICE_SECRET
-        from peers.web_user import WebUser
-
         await self.uas.start()
         http = free_port()
         sip = free_port(socket.SOCK_DGRAM)
@@ -147,10 +149,25 @@ class Ours:
         }
         self.log = workdir / "gateway.log"
         self.process = await gateway_process.start(workdir, environment, self.log)
-        self.user = WebUser(f"http://127.0.0.1:{http}", "alice", ALICE_SECRET)
+        self.url = f"http://127.0.0.1:{http}"
+        await self._login()
+
+    async def _login(self) -> None:
+        from peers.demo import ALICE_SECRET
+        from peers.web_user import WebUser
+
+        self.user = WebUser(self.url, "alice", ALICE_SECRET)
         await self.user.__aenter__()
 
     async def call(self, offer: str, phone: Address) -> tuple[str, Address]:
+        closed = [e for e in self.user.events if e.get("type") == "closed"]
+        if closed:  # the gateway closed alice's /ws between calls (seen under load): log in again
+            said = self.log.read_text(errors="replace").splitlines()[-3:]
+            print(
+                f"(ours: /ws closed {closed[-1]}, log {said}; logging in again)", file=sys.stderr, flush=True
+            )
+            await self.user.__aexit__(None, None, None)
+            await self._login()
         while not self.uas.offers.empty():
             self.uas.offers.get_nowait()
         self.uas.media = phone
@@ -225,6 +242,12 @@ class Result:
     red: bool = False  # the box's answer to Chromium kept red: Chromium sent RED around Opus
     to_phone_wb: float = math.nan  # P.862.2 wideband MOS-LQO (--codec g722 or opus)
     to_web_wb: float = math.nan
+    to_chromium_wb: float = math.nan
+    chromium_to_phone_wb: float = math.nan
+    to_chromium_g711: float = (
+        math.nan
+    )  # the phone's G.711 passed through to Chromium (--chromium-codecs g711)
+    g711_chromium_to_phone: float = math.nan
 
 
 def chrome_fec_loss(cell: Impairment) -> int:
@@ -273,19 +296,35 @@ async def one_call(
     )  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heard:
+    """A Chromium call's scores: its microphone's speech at the phone, the phone's as Chromium played it
+    (narrowband; wideband too for a wideband phone, else NaN), and whether the answer kept red."""
+
+    sent: float
+    heard: float
+    red: bool
+    sent_wb: float = math.nan
+    heard_wb: float = math.nan
+    lost: tuple[int, int] = (0, 0)  # packets the relays dropped: browser leg, phone leg
+
+
 async def chromium_call(
-    box: Box, cell: Impairment, reference: Any, context: Any
-) -> tuple[float, float, bool]:
+    box: Box, cell: Impairment, reference: Any, context: Any, codec: PhoneCodec = PHONE["pcmu"],
+    wideband: Any = None, offers: tuple[str, ...] | None = None,
+) -> Heard:  # fmt: skip
     """A real Chromium's call through ``box``, both legs impaired as in ``one_call``: its fake microphone's
     speech at the phone, the phone's speech as Chromium plays it, and whether the answer kept Chromium's
-    red (RFC 2198: Chromium then sends RED around Opus)."""
-    from quality_chromium import LEAD, ChromiumPeer
+    red (RFC 2198: Chromium then sends RED around Opus). ``offers``: the mime types the page offers
+    (quality_chromium.OPUS by default); ``wideband``: the 16 kHz reference the phone then speaks (and
+    Chromium's microphone plays: ``context`` made with it), Chromium recording at 16 kHz."""
+    from quality_chromium import LEAD, OPUS, ChromiumPeer
 
     web_relay = await ImpairRelay(cell).start()
     phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
-    phone = await Phone().start()
+    phone = await Phone(codec).start()
     phone_relay.towards(peer=phone.address)
-    peer = ChromiumPeer(context)
+    peer = ChromiumPeer(context, 16000 if wideband is not None else RATE, offers or OPUS)
     try:
         offer, web_address = point_candidates(await peer.offer(), web_relay.b)
         web_relay.towards(peer=web_address)
@@ -297,7 +336,7 @@ async def chromium_call(
         await peer.accept(answer)
         await peer.record()
         # the microphone's speech began LEAD s after offer(): the phone plays on until it is over
-        await phone.play(reference, phone_relay.a, TAIL + LEAD)
+        await phone.play(wideband if wideband is not None else reference, phone_relay.a, TAIL + LEAD)
         heard = await peer.stop()
         await box.hangup()
     finally:
@@ -305,7 +344,13 @@ async def chromium_call(
         web_relay.close()
         phone_relay.close()
         phone.close()
-    return score(reference, phone.recording()), score(reference, heard), red
+    lost = (web_relay.impairer.lost, phone_relay.impairer.lost)
+    if wideband is None:
+        return Heard(score(reference, phone.recording()), score(reference, heard), red, lost=lost)
+    return Heard(
+        score(reference, phone.recording(RATE)), score(reference, resample(heard, 16000, RATE)), red,
+        score(wideband, phone.recording(16000), 16000), score(wideband, heard, 16000), lost,
+    )  # fmt: skip
 
 
 def _red_before_opus(answer: str) -> bool:
@@ -321,8 +366,93 @@ def ratio(ours: float, theirs: float) -> float:
     return ours / theirs if theirs > 0 else math.nan
 
 
+async def measure(
+    box: Box, cell: Impairment, reference: Any, sender: str, codec: PhoneCodec, wideband: Any, context: Any,
+    offers: set[str], aiortc: bool = True,
+) -> Result:  # fmt: skip
+    """One cell's calls through ``box``: the aiortc one (``one_call``; unless not ``aiortc``), then
+    Chromium's when ``context``, one per page offer in ``offers`` (``opus``: Opus and RED; ``g711``: PCMU
+    only, passed through)."""
+    nan = math.nan
+    r = Result(box.name, cell.name, nan, nan, nan, nan, loadavg(), (0, 0))
+    if aiortc:
+        r = await one_call(box, cell, reference, sender, codec, wideband)
+    if context is not None and "opus" in offers:
+        h = await chromium_call(box, cell, reference, context, codec, wideband)
+        r = dataclasses.replace(
+            r, to_chromium=h.heard, chromium_to_phone=h.sent, red=h.red, to_chromium_wb=h.heard_wb,
+            chromium_to_phone_wb=h.sent_wb, lost=r.lost if aiortc else h.lost,
+        )  # fmt: skip
+    if context is not None and "g711" in offers:
+        from quality_chromium import G711
+
+        h = await chromium_call(box, cell, reference, context, codec, None, G711)
+        r = dataclasses.replace(
+            r, to_chromium_g711=h.heard, g711_chromium_to_phone=h.sent, lost=r.lost if r.lost != (0, 0) else h.lost
+        )  # fmt: skip
+    return r
+
+
+def line(r: Result, wide: bool, g711: bool) -> str:
+    """One call's printed row."""
+    text = (
+        f"{r.cell:<14}{r.box:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
+        f"{r.chromium_to_phone:>12.2f}{'/'.join(map(str, r.lost)):>10}  [{r.load}]"
+        f"{' fec' if r.fec else ''}{' red' if r.red else ''}"
+    )
+    if wide:
+        text += f"  WB {r.to_phone_wb:.2f} / {r.to_web_wb:.2f} Chromium {r.to_chromium_wb:.2f} / {r.chromium_to_phone_wb:.2f}"
+    if g711:
+        text += f"  G.711 {r.to_chromium_g711:.2f} / {r.g711_chromium_to_phone:.2f}"
+    return text
+
+
+def print_medians(results: list[Result], cells: list[Impairment], runs: int, spoken: str, g711: bool) -> None:
+    """The medians of ``results`` per cell, ours beside rtpengine with the ratio."""
+
+    def median(box: str, cell: str, key: str) -> float:
+        values = [getattr(r, key) for r in results if r.box == box and r.cell == cell]
+        values = [v for v in values if not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+
+    def table(columns: dict[str, str]) -> None:
+        """One row per cell: ours, rtpengine and the ratio of each ``columns`` key (Result's field) under
+        its heading."""
+        print(f"{'':<14}" + "".join(f"{heading:^30}" for heading in columns.values()))
+        print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * len(columns))
+        for cell in cells:
+            row = f"{cell.name:<14}"
+            for key in columns:
+                ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
+                row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
+            print(row)
+
+    print(f"\nmedians of {runs} run(s); ratio ours / rtpengine (above 1 is better for us)")
+    table({
+        "to_phone": f"web -> phone (Opus -> {spoken})", "to_web": f"phone -> web ({spoken} -> Opus)",
+        "to_chromium": "phone -> Chromium (Opus)", "chromium_to_phone": f"Chromium -> phone ({spoken})",
+    })  # fmt: skip
+    if g711:
+        print(
+            "\nthe phone's G.711 passed through to Chromium (its page offers PCMU only); medians, ratio as above"
+        )
+        table(
+            {
+                "to_chromium_g711": "phone -> Chromium (PCMU)",
+                "g711_chromium_to_phone": "Chromium -> phone (PCMU)",
+            }
+        )
+    if any(not math.isnan(r.to_phone_wb) for r in results):
+        print(f"\nwideband, PESQ P.862.2 WB MOS-LQO, the phone speaking {spoken}; medians, ratio as above")
+        table({
+            "to_phone_wb": "web -> phone", "to_web_wb": "phone -> web", "to_chromium_wb": "phone -> Chromium",
+            "chromium_to_phone_wb": "Chromium -> phone",
+        })  # fmt: skip
+
+
 async def bench(args: argparse.Namespace) -> int:
     names = args.boxes.split(",")
+    offers = set(args.chromium_codecs.split(",")) if args.chromium else set()
     cells = [dataclasses.replace(CELLS[key], seed=args.seed) for key in args.cells.split(",")]
     with tempfile.TemporaryDirectory(prefix="quality-bench-") as temp:
         workdir = Path(temp)
@@ -349,10 +479,13 @@ async def bench(args: argparse.Namespace) -> int:
         stack = contextlib.AsyncExitStack()
         try:
             context = None
-            if args.chromium and codec.name == "PCMU":
+            if args.chromium:
                 from quality_chromium import capture_file, chromium
 
-                capture = capture_file(reference, 8000, workdir)
+                if wideband is not None:
+                    capture = capture_file(wideband, 16000, workdir)
+                else:
+                    capture = capture_file(reference, 8000, workdir)
                 context = await stack.enter_async_context(chromium(capture))
             for name in names:
                 (workdir / name).mkdir()
@@ -360,61 +493,21 @@ async def bench(args: argparse.Namespace) -> int:
             print(
                 f"{'cell':<14}{'box':>10}{'web->phone':>12}{'phone->web':>12}{'->Chromium':>12}"
                 f"{'Chromium->':>12}{'lost':>10}  loadavg"
+                + ("  [G.711 passed through: ->Chromium / Chromium->]" if "g711" in offers else "")
             )
             for run in range(args.runs):
                 for cell in cells:
                     for name in names if run % 2 == 0 else names[::-1]:
-                        r = await one_call(boxes[name], cell, reference, args.sender, codec, wideband)
-                        if context is not None:
-                            sent, heard, red = await chromium_call(boxes[name], cell, reference, context)
-                            r = dataclasses.replace(r, to_chromium=heard, chromium_to_phone=sent, red=red)
+                        r = await measure(boxes[name], cell, reference, args.sender, codec, wideband,
+                                          context, offers, args.aiortc)  # fmt: skip
                         results.append(r)
-                        print(
-                            f"{cell.name:<14}{name:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
-                            f"{r.chromium_to_phone:>12.2f}{'/'.join(map(str, r.lost)):>10}  [{r.load}]"
-                            f"{' fec' if r.fec else ''}{' red' if r.red else ''}"
-                            + (
-                                f"  WB {r.to_phone_wb:.2f} / {r.to_web_wb:.2f}"
-                                if wideband is not None
-                                else ""
-                            ),
-                            flush=True,
-                        )
+                        print(line(r, wideband is not None, "g711" in offers), flush=True)
         finally:
             for box in boxes.values():
                 await box.close()
             await stack.aclose()
 
-    def median(box: str, cell: str, key: str) -> float:
-        values = [getattr(r, key) for r in results if r.box == box and r.cell == cell]
-        values = [v for v in values if not math.isnan(v)]
-        return statistics.median(values) if values else math.nan
-
-    spoken = PHONE[args.codec].name
-    print(f"\nmedians of {args.runs} run(s); ratio ours / rtpengine (above 1 is better for us)")
-    print(
-        f"{'':<14}{f'web -> phone (Opus -> {spoken})':^30}{f'phone -> web ({spoken} -> Opus)':^30}"
-        f"{'phone -> Chromium (Opus)':^30}{'Chromium -> phone (PCMU)':^30}"
-    )
-    print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 4)
-    for cell in cells:
-        row = f"{cell.name:<14}"
-        for key in ("to_phone", "to_web", "to_chromium", "chromium_to_phone"):
-            ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
-            row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
-        print(row)
-    if any(not math.isnan(r.to_phone_wb) for r in results):
-        print(
-            f"\nwideband, PESQ P.862.2 WB MOS-LQO, the phone speaking {args.codec}; medians, ratio as above"
-        )
-        print(f"{'':<14}{'web -> phone':^30}{'phone -> web':^30}")
-        print(f"{'cell':<14}" + f"{'ours':>10}{'rtpengine':>10}{'ratio':>10}" * 2)
-        for cell in cells:
-            row = f"{cell.name:<14}"
-            for key in ("to_phone_wb", "to_web_wb"):
-                ours, theirs = median("ours", cell.name, key), median("rtpengine", cell.name, key)
-                row += f"{ours:>10.2f}{theirs:>10.2f}{ratio(ours, theirs):>10.2f}"
-            print(row)
+    print_medians(results, cells, args.runs, PHONE[args.codec].name, "g711" in offers)
     print(f"load average {loadavg()} at the end")
     return 0
 
@@ -437,6 +530,13 @@ def main() -> int:
         default=True,
         help="also each cell's phone -> web direction to headless Chromium (Playwright, /usr/bin/chromium)",
     )
+    parser.add_argument(
+        "--aiortc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each cell's call between the aiortc browser and the phone (the first two columns); "
+        "--no-aiortc: the Chromium calls only",
+    )
     parser.add_argument("--seed", type=int, default=1, help="the impairment's seed (the phone leg's + 1000)")
     parser.add_argument(
         "--codec",
@@ -445,7 +545,18 @@ def main() -> int:
         help="the phone's codec: pcmu (narrowband), g722 (wideband, transcoded to and from Opus) or opus "
         "(wideband, forwarded); g722 and opus are scored in P.862.2 wideband too, without Chromium",
     )
+    parser.add_argument(
+        "--chromium-codecs",
+        default="opus",
+        help="what each Chromium call's page offers, comma-separated: opus (Opus and RED: the box encodes "
+        "Opus) and g711 (PCMU only: a G.711 phone's audio passed through; --codec pcmu only)",
+    )
     args = parser.parse_args()
+    offers = set(args.chromium_codecs.split(","))
+    if offers - {"opus", "g711"} or ("g711" in offers and args.codec != "pcmu"):
+        parser.error(
+            f"--chromium-codecs takes opus and g711 (g711 with --codec pcmu): {args.chromium_codecs}"
+        )
     unknown = set(args.cells.split(",")) - set(CELLS)
     if unknown:
         parser.error(f"unknown cells {sorted(unknown)}; known: {', '.join(CELLS)}")

@@ -12,11 +12,12 @@ choices, not a model of them.
 Receiver: the page asks for the (fake) microphone first, so that Chromium gathers plain host candidates
 (with --allow-loopback-in-peer-connection: 127.0.0.1) instead of mDNS names a box could not resolve; it
 offers Opus (and red over Opus, as Chrome does by default: ``setCodecPreferences`` keeps only those two,
-so the box must encode Opus from the phone's PCMU, as the aiortc column), waits for gathering to complete
-(no trickle) and returns its offer. What it receives is played by an ``<audio>`` element (Chromium feeds a
-remote stream to WebAudio only while a media element plays it) and recorded from WebAudio at 8 kHz (an
-``AudioContext`` at 8000 Hz: Chromium resamples) by a ScriptProcessor: the audio a user would hear, after
-Chromium's own jitter buffer and concealment (NetEq).
+so the box must encode Opus from the phone's PCMU, as the aiortc column), or with ``codecs=G711`` PCMU
+only (the phone's G.711 passed through: Chromium's NetEq conceals its losses), waits for gathering to
+complete (no trickle) and returns its offer. What it receives is played by an ``<audio>`` element (Chromium
+feeds a remote stream to WebAudio only while a media element plays it) and recorded from WebAudio at 8 kHz,
+or 16 kHz for a wideband phone (an ``AudioContext`` at that rate: Chromium resamples) by a
+ScriptProcessor: the audio a user would hear, after Chromium's own jitter buffer and concealment (NetEq).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ FLAGS = [
 
 LEAD = 2.0  # seconds of silence before the speech in the fake microphone: the call connects meanwhile
 PAGE = "http://localhost/quality-receiver"
-OFFER = """async () => {
+OPUS = ("audio/opus", "audio/red")  # Chrome's defaults for voice: the box transcodes a G.711 phone
+G711 = ("audio/pcmu",)  # the phone's G.711 passed through to Chromium
+OFFER = """async ([rate, codecs]) => {
   const mic = await navigator.mediaDevices.getUserMedia({audio: {
     echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
   const pc = new RTCPeerConnection({iceServers: []});
@@ -52,13 +55,13 @@ OFFER = """async () => {
   window.recording = false;
   const transceiver = pc.addTransceiver(mic.getAudioTracks()[0], {direction: 'sendrecv', streams: [mic]});
   transceiver.setCodecPreferences(RTCRtpReceiver.getCapabilities('audio').codecs
-    .filter((c) => ['audio/opus', 'audio/red'].includes(c.mimeType.toLowerCase())));
+    .filter((c) => codecs.includes(c.mimeType.toLowerCase())));
   pc.ontrack = (e) => {
     const stream = e.streams[0] || new MediaStream([e.track]);
     window.player = new Audio();
     window.player.srcObject = stream;
     window.player.play();
-    const ctx = new AudioContext({sampleRate: 8000});
+    const ctx = new AudioContext({sampleRate: rate});
     window.ctx = ctx;
     const tap = ctx.createScriptProcessor(1024, 1, 1);
     tap.onaudioprocess = (ev) => {
@@ -129,10 +132,12 @@ async def chromium(capture: Path | None = None) -> AsyncIterator[Any]:
 
 class ChromiumPeer:
     """One call's page: ``offer()`` (the fake microphone starts), ``accept(answer)``, ``record()``,
-    ``stop() -> 8 kHz int16`` (what it played)."""
+    ``stop() -> int16 at rate`` (what it played); ``codecs``: the mime types it offers (``OPUS``, ``G711``)."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, rate: int = 8000, codecs: tuple[str, ...] = OPUS) -> None:
         self.context = context
+        self.rate = rate
+        self.codecs = codecs
         self.page: Any = None
 
     async def offer(self) -> str:
@@ -142,7 +147,7 @@ class ChromiumPeer:
             PAGE, lambda route: route.fulfill(body="<html></html>", content_type="text/html")
         )
         await self.page.goto(PAGE)
-        return str(await self.page.evaluate(OFFER))
+        return str(await self.page.evaluate(OFFER, [self.rate, list(self.codecs)]))
 
     async def accept(self, answer: str, timeout: float = 20) -> None:
         await self.page.evaluate("async (a) => pc.setRemoteDescription({type: 'answer', sdp: a})", answer)
