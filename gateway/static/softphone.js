@@ -259,7 +259,9 @@ function renderConference() {
   if (members.length < 2) return;
   $("calls").hidden = true; // the conference shows them
   $("hold-button").disabled = true; // a party is split off (held) from the conference, not held in it
-  $("call-state").textContent = `Conference with ${members.length} parties`;
+  // its calls being taken back (a lost socket, the mixing instance gone): said, not a conference in silence
+  const back = members.some((c) => c.state === "reconnecting");
+  $("call-state").textContent = back ? "Reconnecting the conference…" : `Conference with ${members.length} parties`;
   for (const c of members) {
     const item = document.createElement("li");
     const text = document.createElement("span");
@@ -269,6 +271,7 @@ function renderConference() {
     split.className = "small";
     split.textContent = "Split";
     split.setAttribute("aria-label", `Split off ${party(c)}`);
+    split.disabled = c.state === "reconnecting"; // (hanging up works meanwhile: sent once it is back)
     split.addEventListener("click", () => c.split().catch((error) => showFailure(error)));
     const hangup = document.createElement("button");
     hangup.type = "button";

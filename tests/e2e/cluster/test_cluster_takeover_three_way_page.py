@@ -7,8 +7,9 @@ conference of both parties and hears both phones. The instance holding her sessi
 their mix) gets SIGKILL. Then, with nobody touching anything:
 
 - the survivor takes both calls over (a re-INVITE to each phone, no BYE) and makes the mix again;
-- the page reconnects through HAProxy to the survivor by itself and takes both calls back: it shows the
-  conference of the same two parties again (not two separate calls, no error) and hears both phones;
+- the page says "Reconnecting the conference…" (its two parties still listed), reconnects through
+  HAProxy to the survivor by itself and takes both calls back: it shows the conference of the same two
+  parties again (not two separate calls, no error) and hears both phones;
 - A hears B and alice's microphone (Chromium's 400 Hz beep) after the kill, B hears A and alice;
 - neither phone ever sees a BYE; alice hangs both parties up from the conference afterwards.
 """
@@ -127,6 +128,10 @@ async def _three_way_outlives_its_instance(tmp_path: Path) -> None:
                         mixing.kill()
                         killed = time.monotonic()
 
+                        # meanwhile the page says so, its parties still listed
+                        state = page.locator("#call-state")
+                        await expect(state).to_have_text("Reconnecting the conference…", timeout=5000)
+                        await expect(page.locator("#conference-parties li")).to_have_count(2)
                         # the page is back by itself, showing the same conference and hearing both
                         await expect(page.locator("#status")).to_have_text(
                             "Registered as Alice", timeout=15000
