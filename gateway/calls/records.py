@@ -126,6 +126,9 @@ class Attachment(enum.StrEnum):
     ATTACHED = "attached"  # the carrying session and its web leg are up
     WEB_LOST = "web_lost"  # the web leg failed; the session may renew it
     DETACHED = "detached"  # the session went away (its web leg too); a session may take the call back
+    # the session went away, its web leg still up (a socket lost, its media not): the call's audio goes on,
+    # and a session may take the call back without an offer while the leg lasts (`reattach` kept)
+    AWAY = "away"
     REATTACHING = "reattaching"  # a new web leg is being made (MediaRenewWeb is out)
     RELAYING = "relaying"  # a pass-through call's new browser offer is at its far end (our re-INVITE)
 
@@ -134,7 +137,8 @@ _A = Attachment
 
 ATTACHMENT_MOVES: Final[Mapping[Attachment, frozenset[Attachment]]] = MappingProxyType(
     {
-        _A.ATTACHED: frozenset({_A.WEB_LOST, _A.DETACHED, _A.REATTACHING, _A.RELAYING}),
+        _A.ATTACHED: frozenset({_A.WEB_LOST, _A.DETACHED, _A.AWAY, _A.REATTACHING, _A.RELAYING}),
+        _A.AWAY: frozenset({_A.ATTACHED, _A.DETACHED, _A.REATTACHING, _A.RELAYING}),
         _A.WEB_LOST: frozenset({_A.DETACHED, _A.REATTACHING, _A.RELAYING}),
         _A.DETACHED: frozenset({_A.REATTACHING, _A.RELAYING}),
         _A.REATTACHING: frozenset({_A.ATTACHED, _A.WEB_LOST, _A.DETACHED}),

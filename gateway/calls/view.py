@@ -292,7 +292,13 @@ class CallView:
 
     @property
     def detached(self) -> bool:
-        return self._attachment is Attachment.DETACHED
+        """No session carries the call (its web leg may still be up: away)."""
+        return self._attachment in (Attachment.DETACHED, Attachment.AWAY)
+
+    @property
+    def away(self) -> bool:
+        """No session, the web leg still up: a reattach may take the call back without an offer."""
+        return self._attachment is Attachment.AWAY
 
     @property
     def web_lost(self) -> bool:
@@ -357,4 +363,4 @@ class CallView:
     @property
     def waits_for_browser(self) -> bool:
         """Detached and still up: a session of its login may take it back (`reattach`)."""
-        return self._state in _UP and self._attachment is Attachment.DETACHED
+        return self._state in _UP and self._attachment in (Attachment.DETACHED, Attachment.AWAY)

@@ -103,13 +103,22 @@ class BrowserRequests(DriverCore):
         passthrough = self.passthrough(call_id)
         if sdp is not None:
             await self._check_web_offer(sdp, passthrough=passthrough)
-        elif not self.end_to_end(call_id):  # (its media is the gateway's: a new web leg needs an offer)
-            raise BadRequest("sdp is required: this call's media goes through the gateway", field="sdp")
-        else:
+        elif self.end_to_end(call_id):
             passthrough = True
+        elif not self._web_leg_kept(call_id):  # (its media is the gateway's: a new web leg needs an offer)
+            raise BadRequest(
+                "sdp is required: this call's media goes through the gateway and its web leg is gone",
+                field="sdp",
+            )
         self.reconnects.claim(session, call_id)
         await self._feed(call_id, ev.WebReattach(session.id, sdp, passthrough))
         self.reconnects.reattached(call_id)
+
+    def _web_leg_kept(self, call_id: str) -> bool:
+        """Whether call `call_id` lost only its session, its web leg still up here (away): a reattach may
+        take it back without an offer, its audio never stopped."""
+        machine = self.registry.get(call_id) if call_id in self.registry else None
+        return machine is not None and machine.away
 
     async def dial(
         self,

@@ -151,6 +151,16 @@ class CallMedia(Protocol):
         """On a fresh media: the SIP leg ``handover()`` described, taken over; our re-INVITE's offer."""
         ...
 
+    @property
+    def web_present(self) -> bool:
+        """Whether the browser's audio reaches this media (a pass-through's always does: it is not ours)."""
+        ...
+
+    def orphan(self) -> None:
+        """Its call goes on at another instance while this media carries on for a moment (a drain's
+        hand-off, made before it breaks): its events reach no call any more."""
+        ...
+
     # --- figures and the end -------------------------------------------------------------------------
     def stats(self) -> BridgeStats | None:
         """The call's media figures (None: the gateway carried no media)."""

@@ -437,6 +437,13 @@ class PassthroughMedia:
     def stats(self) -> BridgeStats | None:
         return None  # no media figures: the gateway carried none
 
+    @property
+    def web_present(self) -> bool:
+        return True  # (the browser's media is the far end's business)
+
+    def orphan(self) -> None:
+        pass  # (no media of ours to carry on)
+
     def quality(self) -> dict[str, dict[str, object]] | None:
         return None
 

@@ -361,7 +361,9 @@ export class GatewayClient extends EventTarget {
       const failed = (error) => {
         call._end({ reason: "media_failed", message: `the call could not be taken back: ${error.message}`, sip_status: null });
       };
-      if (!item.end_to_end || !call._mediaKept()) {
+      // a connection this page kept is offered back as it is (its media flows end to end, or still through
+      // the gateway when only the socket went); where the gateway has no leg for it any more, a new one
+      if (!call._mediaKept()) {
         call._reattachSoon().catch(failed);
         continue;
       }

@@ -243,8 +243,9 @@ def connected_expect(state: CallState, hold: list[type], resume: list[type]) -> 
         WebTransfer: (state, [SipRefer, NotifyTransfer]),
         SipTransferProgress: (state, []),  # no transfer of ours: a late NOTIFY is dropped
         SipReferReceived: (state, [SipAnswerRefer, SipNotifyRefer, NotifyTransferRequested, StartTimer]),
-        # reconnect grace (gateway/calls/connected/reconnect.py): the web leg goes, the call waits for the browser
-        WebDetached: (state, [MediaDetachWeb, StartTimer]),
+        # reconnect grace (gateway/calls/connected/reconnect.py): the call waits for the browser; a lost
+        # socket leaves the web leg up (away), a lost web leg goes
+        WebDetached: (state, [StartTimer]),
         MediaWebLost: (state, [MediaDetachWeb, StartTimer]),
         WebReattach: (state, [MediaRenewWeb]),  # the carrying session renews its media
         MediaWebRenewed: (state, []),  # no reattach under way: stale

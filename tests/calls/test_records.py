@@ -80,8 +80,12 @@ SCENARIOS.update(
             f.after(f.connected_in, SipReplacingInvite("sip:2001@pbx.example.org", "B", f.SIP_OFFER)),
             TimerName.REINVITE_RETRY,
         ),
-        "connected, detached": (
+        "connected, its session gone, its web leg not (away)": (
             f.after(lambda: f.connected_out(GRACE), WebDetached("s1")),
+            TimerName.RECONNECT,
+        ),
+        "connected, detached (the web leg lost with its session away)": (
+            f.after(lambda: f.connected_out(GRACE), WebDetached("s1"), MediaWebLost("ICE failed")),
             TimerName.RECONNECT,
         ),
         "connected, web leg lost": (
@@ -270,7 +274,7 @@ def test_moves_are_logged_old_to_new(caplog: pytest.LogCaptureFixture) -> None:
     call = f.connected_out(GRACE)
     with caplog.at_level(logging.DEBUG, logger="gateway.calls.machine"):
         call.handle(WebDetached("s1"))
-    assert "call=c1 attachment attached -> detached" in caplog.text
+    assert "call=c1 attachment attached -> away" in caplog.text
 
 
 # --- nobody but the machine assigns a call's state -----------------------------------------------------

@@ -3,10 +3,12 @@
 How it works: while connected (or holding), the web side can go away in two ways without the user
 meaning to end the call. The WebSocket closes (a page reload, a laptop moving from Wi-Fi to wired):
 the driver sends `WebDetached` instead of `WebDisconnected` when the session can come back (a login
-with a session token). Or the web leg fails while the WebSocket stays (ICE or DTLS lost, no RTP): the
-runtime sends `MediaWebLost` instead of `MediaFailed`. Either way the web leg is closed
-(`MediaDetachWeb`), the SIP leg is left as it is (its dialog, its RTP: the SIP party hears silence),
-and the RECONNECT timer starts (once: the grace counts from the first loss).
+with a session token); the call is then *away* while its web leg is still up (the socket went, the
+media did not: both sides go on hearing each other, and a reattach without an offer takes it back as
+it is). Or the web leg fails (ICE or DTLS lost, no RTP; the WebSocket there or not): the runtime sends
+`MediaWebLost` instead of `MediaFailed`. Then the web leg is closed (`MediaDetachWeb`), the SIP leg is
+left as it is (its dialog, its RTP: the SIP party hears silence). The RECONNECT timer starts at the
+first of these (once: the grace counts from the first loss).
 
 `WebReattach` (a session of the same login, or the carrying session itself) with a new WebRTC offer
 takes the call back: the timer stops, the bridge builds a new web leg bridged to the same SIP leg
@@ -78,6 +80,15 @@ def detached(call: CallMachine, event: WebDetached) -> None:
         midcall.end_connected(call, local_reason(EndReason.DISCONNECTED))
         return
     call.web_left()  # nothing can be told to it: a reattach brings a session again
+    if not call.web_lost and not call.reattaching:  # its web leg still up: the audio goes on meanwhile
+        call.attach_to(Attachment.AWAY)
+        if TimerName.RECONNECT not in call.timers:
+            call.start_timer(TimerName.RECONNECT, call.reconnect_grace)
+        logger.info(
+            "call=%s session %s gone, its media not: the call waits %g s for it to come back",
+            call.call_id, event.session_id, call.reconnect_grace,
+        )  # fmt: skip
+        return
     _hold_on(call, Attachment.DETACHED)
     logger.info(
         "call=%s session %s gone: the call waits %g s for it to come back",
@@ -124,7 +135,7 @@ def web_lost(call: CallMachine, event: MediaWebLost) -> None:
         return
     if call.web_lost:
         return  # the leg was closed already: a late report of it
-    _hold_on(call, Attachment.WEB_LOST)
+    _hold_on(call, Attachment.DETACHED if call.away else Attachment.WEB_LOST)  # (away: no session either)
     logger.info(
         "call=%s web media lost (%s): waiting for the browser to renew it", call.call_id, event.reason
     )
@@ -153,8 +164,9 @@ def reattach(call: CallMachine, event: WebReattach) -> None:
 
 def _kept(call: CallMachine, event: WebReattach) -> None:
     """A reattach without an offer: the browser kept its media, which flows end to end (a pass-through
-    or peer-to-peer call's), so only its session is back; nothing is asked of the far end."""
-    if not event.passthrough:
+    or peer-to-peer call's) or still through its web leg here (away: only its socket went), so only its
+    session is back; nothing is asked of the far end."""
+    if not event.passthrough and not call.away:
         raise call.illegal(event, "this call's media goes through the gateway: a reattach needs an offer")
     if call.reinvite is not None:  # (the browser may have been asked something its page never saw)
         raise call.illegal(event, "a renegotiation is under way: take the call back once it is over")

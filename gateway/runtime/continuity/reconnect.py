@@ -112,6 +112,8 @@ class Reconnects:
         may come back, or its browser renews lost media with a new offer (an HTTP API session, a JSON-RPC
         peer) unless it closed its RTCPeerConnection itself (`closed_by_browser`: that is its hang-up,
         for lack of a socket whose loss says more)."""
+        if self.grace > 0 and call_id in self._detached:  # its socket went already (away): its login's
+            return True  # return takes it back, web leg or not
         if self.grace <= 0 or session is None:
             return False
         if _login(session) is not None:

@@ -56,9 +56,8 @@ from gateway.calls.boundary.events import TakenOver
 from gateway.calls.errors import CallError
 from gateway.calls.records import Attachment
 from gateway.calls.states import CallState
-from gateway.media.bridge import MediaBridge
 from gateway.media.errors import MediaError
-from gateway.runtime.call_media import BridgedMedia, CallMedia
+from gateway.runtime.call_media import CallMedia
 from gateway.runtime.call_runtime import CallRuntime
 from gateway.runtime.continuity.handover import (
     Handover,
@@ -199,8 +198,13 @@ class Takeovers:
             return None
         if media_state is None:
             return None
+        record = machine.to_dict()
+        if record.get("attachment") == Attachment.AWAY.value:  # (its web leg is this instance's: elsewhere
+            record["attachment"] = (
+                Attachment.DETACHED.value
+            )  # the call waits for a new one; older ones read it)
         return Handover(
-            runtime.call_id, machine.to_dict(), call.handover(), media_state, owner[0], owner[1],
+            runtime.call_id, record, call.handover(), media_state, owner[0], owner[1],
             *self._clocks, owner[2] if isinstance(owner[2], HttpIds) else None,
             owner[2] if isinstance(owner[2], RpcIds) else None,
             owner[2] if isinstance(owner[2], Mapping) else None, self.merge_of(runtime.call_id),
@@ -441,7 +445,7 @@ class Takeovers:
         if runtime.sip.call is not None:
             runtime.sip.call.release()
         bridge = runtime.media.bridge
-        if isinstance(bridge, MediaBridge):  # its media carried on here until the SIP party moved
+        if bridge is not None and not bridge.passes_through:  # its media carried on until the SIP party moved
             runtime.media.bridge = None
             bridge.orphan()
             task = asyncio.get_running_loop().create_task(self._overlap(call_id, bridge))
@@ -450,7 +454,7 @@ class Takeovers:
         runtime.run_commands([])  # the worker wakes, finds the call gone, closes its media and ends
         logger.info("call=%s handed over: it goes on at another instance", call_id)
 
-    async def _overlap(self, call_id: str, bridge: MediaBridge) -> None:
+    async def _overlap(self, call_id: str, bridge: CallMedia) -> None:
         """A handed-over call's bridge, carrying its media until the SIP party's audio stops coming here
         (the taking instance's re-INVITE moved it) or OVERLAP_MAX; then closed."""
         loop = asyncio.get_running_loop()
@@ -458,7 +462,8 @@ class Takeovers:
         received = -1
         try:
             while loop.time() - started < OVERLAP_MAX and loop.time() - heard_at < OVERLAP_QUIET:
-                count = bridge.stats().sip_to_web.received
+                stats = bridge.stats()
+                count = stats.sip_to_web.received if stats is not None else received
                 if count != received:
                     received, heard_at = count, loop.time()
                 await asyncio.sleep(BACK_POLL * 5)
@@ -556,7 +561,7 @@ class Takeovers:
 
     async def _resume(
         self, runtime: CallRuntime, handover: Handover, *, later: bool = False
-    ) -> tuple[SipCall, BridgedMedia, str] | None:
+    ) -> tuple[SipCall, CallMedia, str] | None:
         """This UA adopts the dialog, a new bridge resumes the SIP side here, the re-INVITE moves it
         (``later``, a bridge's: not yet, the call, its bridge and the re-INVITE's offer returned for
         `_move_sip`; else None). A
@@ -586,7 +591,7 @@ class Takeovers:
         if answering:  # (its other end's re-INVITE brings the new addresses)
             media.drop_reoffer()
             return None
-        if later and isinstance(media, BridgedMedia):
+        if later and not media.passes_through:
             return call, media, offer
         await self._reinvite(call, media, offer)
         return None
@@ -599,7 +604,7 @@ class Takeovers:
         await media.answer_to_reoffer(result.sdp)
 
     async def _move_sip(
-        self, runtime: CallRuntime, call: SipCall, bridge: BridgedMedia, offer: str, instance_id: str
+        self, runtime: CallRuntime, call: SipCall, bridge: CallMedia, offer: str, instance_id: str
     ) -> None:
         """A call a drain handed here: its SIP party re-INVITEd here once the page's new connection brings
         the browser's audio (HANDED_WAIT at most), so that neither side hears a gap: until then the

@@ -58,12 +58,16 @@ GRACE = dataclasses.replace(f.SETTINGS, reconnect_grace=12.0)
 
 
 def test_detached_call_stays_up_and_starts_the_grace() -> None:
+    """A lost socket: the call waits for its browser, and its web leg stays up meanwhile (away: the
+    media did not go with the socket); the web leg lost as well is closed then."""
     call = f.connected_out(GRACE)
     out = call.handle(WebDetached("s1"))
-    assert f.kinds(out) == [MediaDetachWeb, StartTimer]
-    assert out[1] == StartTimer("c1", TimerName.RECONNECT, 12.0)
-    assert call.state is CallState.CONNECTED and call.detached
+    assert f.kinds(out) == [StartTimer]
+    assert out[0] == StartTimer("c1", TimerName.RECONNECT, 12.0)
+    assert call.state is CallState.CONNECTED and call.detached and call.away and not call.web_lost
     assert call.sessions == frozenset()  # nobody to tell anything
+    assert f.kinds(call.handle(MediaWebLost("ICE failed"))) == [MediaDetachWeb]  # (the grace runs already)
+    assert call.detached and not call.away and call.web_lost
 
 
 def test_reattach_from_a_new_session_gets_the_call_back() -> None:
@@ -111,11 +115,18 @@ def test_a_pass_through_call_whose_browser_kept_its_media_is_taken_back_without_
     assert SipBye in f.kinds(call.handle(WebHangup("s9")))
 
 
-def test_a_call_whose_media_goes_through_the_gateway_is_not_taken_back_without_an_offer() -> None:
+def test_a_call_whose_media_goes_through_the_gateway_is_taken_back_without_an_offer_only_while_away() -> None:
+    """Its socket lost, its web leg up: a session of its login takes it back as it is (no offer, nothing
+    asked of the far end, `reattached` without SDP). Its web leg lost too: a reattach needs an offer."""
     call = f.connected_out(GRACE)
     f.run(call, WebDetached("s1"))
+    out = call.handle(WebReattach("s9", None))
+    assert f.kinds(out) == [CancelTimer, SendReattached]
+    assert out[1] == SendReattached("s9", "c1", None, False, False)
+    assert not call.detached and call.session_id == "s9"
+    f.run(call, WebDetached("s9"), MediaWebLost("ICE failed"))
     with pytest.raises(IllegalEvent, match="needs an offer"):
-        call.handle(WebReattach("s9", None))
+        call.handle(WebReattach("s10", None))
     assert call.detached
 
 

@@ -298,3 +298,36 @@ async def test_a_call_whose_media_goes_through_the_gateway_is_not_taken_back_wit
                 await bob.close()
         finally:
             await asyncio.gather(bob_media.close(), again_media.close())
+
+
+async def test_a_call_that_lost_only_its_socket_is_taken_back_without_an_offer() -> None:
+    """`web_calls: direct` (both legs at the gateway's bridges): alice's socket goes, her RTCPeerConnection
+    stays. The gateway keeps her web leg (the call is away, not detached: its media did not go with the
+    socket), so she hears bob and he hears her all along; logged in again she takes the call back with a
+    `reattach` without an offer (`reattached` without SDP: nothing renegotiated), on the same connection."""
+    config = gateway_config(None, web_auth={"reconnect_grace": 30})
+    alice_media, bob_media = WebPeer(1000), WebPeer(660)
+    async with running_gateway(config) as gateway:
+        try:
+            alice, bob, call_id = await web_to_web(gateway.http_url, alice_media, bob_media)
+            try:
+                await alice.close()  # the socket only
+                await asyncio.sleep(1.0)
+                alice_media.clear()
+                bob_media.clear()
+                await asyncio.sleep(1.0)  # the socket away: the audio goes on both ways
+                assert alice_media.heard(660, last=0.8) and bob_media.heard(1000, last=0.8)
+                async with WebUser(gateway.http_url, "alice", "", token=alice.token) as again:
+                    [summary] = (await again.wait_for("calls"))["calls"]
+                    assert summary["call_id"] == call_id and summary["end_to_end"] is False, summary
+                    await again.request({"type": "reattach", "call_id": call_id})
+                    reattached = await again.wait_for("reattached", call_id=call_id)
+                    assert "sdp" not in reattached, reattached
+                    await asyncio.sleep(0.5)
+                    assert alice_media.heard(660, last=0.4) and bob_media.heard(1000, last=0.4)
+                    await again.request({"type": "hangup", "call_id": call_id})
+                    await bob.wait_for("ended", timeout=10)
+            finally:
+                await bob.close()
+        finally:
+            await asyncio.gather(alice_media.close(), bob_media.close())
