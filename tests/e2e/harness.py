@@ -118,3 +118,9 @@ async def web_media_moved(
             return pair
         await asyncio.sleep(0.2)
     raise AssertionError(f"no move to a new ICE session within {timeout} s: {before} -> {pair}")
+
+
+def call_ports(gateway: Gateway) -> frozenset[int]:
+    """The RTP ports calls hold: those of the gateway's allocator less the pairs its ICE pool keeps bound
+    for the next calls (gateway/media/webrtc/ice_pool.py)."""
+    return frozenset(gateway.ports.held) - gateway.ice_pool.pooled

@@ -87,6 +87,11 @@ class IcePool:
         """Pairs bound and waiting for a call (free ones, as far as calls are concerned)."""
         return sum(len(idle) for idle in self._idle.values())
 
+    @property
+    def pooled(self) -> frozenset[int]:
+        """The RTP ports of the pairs waiting for a call (held by the pool, no call's)."""
+        return frozenset(lease.rtp_port for idle in self._idle.values() for lease in idle)
+
     def idle_on(self, host: str) -> int:
         return len(self._idle.get(host, ()))
 

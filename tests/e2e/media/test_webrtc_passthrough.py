@@ -29,7 +29,7 @@ from peers.sip_webrtc import SipWebRtcPeer, split_candidates
 from peers.web_user import WebUser
 from peers.webpeer import WebPeer
 from tests.e2e.dialects.test_jsonrpc import RpcClient
-from tests.e2e.harness import ALICE_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import ALICE_SECRET, call_ports, gateway_config, running_gateway, wait_until
 from tests.e2e.page_audio import FAKE_MIC_HZ, beeps, expect_page_hears
 from tests.signaling.browser import Page, chromium_page, expect, log_in
 
@@ -129,7 +129,7 @@ async def test_chromium_calls_a_webrtc_sip_peer_with_media_passed_through(tmp_pa
         (call_id,) = list(gateway.driver._runtimes)
         passthrough = gateway.driver._runtimes[call_id].bridge
         assert isinstance(passthrough, PassthroughMedia)
-        assert gateway.ports.held == frozenset()  # no RTP port for this call
+        assert call_ports(gateway) == frozenset()  # no RTP port for this call
         await wait_until(lambda: passthrough.candidates_sent > 0, timeout=10)
         assert peer.infos_received and "a=candidate:" in peer.infos_received[0]
         assert passthrough.candidates_received > 0  # the peer's INFO reached the page as `ice`
@@ -197,7 +197,7 @@ async def test_the_pages_ice_restart_reaches_the_webrtc_sip_peer_and_the_call_go
         after: dict[str, Any] = await page.evaluate(UFRAGS)
         assert after["remote"] != before["remote"], (before, after)  # the peer's new credentials, passed on
         await wait_until(lambda: peer.restarts_done == 1, timeout=10)  # a pair of the new session nominated
-        assert gateway.driver.calls == 1 and gateway.ports.held == frozenset()
+        assert gateway.driver.calls == 1 and call_ports(gateway) == frozenset()
 
         peer.media.clear()
         await expect_page_hears(page, 440)
@@ -544,7 +544,7 @@ async def test_browser_candidates_reach_only_a_peer_that_takes_the_package(recv_
             else:
                 await asyncio.sleep(1.0)
                 assert peer.infos_received == []
-            assert gateway.ports.held == frozenset()
+            assert call_ports(gateway) == frozenset()
             await peer.hangup()
             await alice.wait_for("ended", call_id=call_id)
         finally:
@@ -590,7 +590,7 @@ async def test_webrtc_sip_peer_calls_chromium_with_media_passed_through(tmp_path
         await peer_connected(peer)
         passthrough = gateway.driver._runtimes[call_id].bridge
         assert isinstance(passthrough, PassthroughMedia)
-        assert gateway.ports.held == frozenset()
+        assert call_ports(gateway) == frozenset()
         await wait_until(lambda: passthrough.candidates_sent > 0 and bool(peer.infos_received), timeout=10)
         assert "a=candidate:" in peer.infos_received[0]
         assert passthrough.candidates_received > 0
@@ -622,7 +622,7 @@ async def test_plain_rtp_caller_on_a_passthrough_route_is_terminated(tmp_path: P
                 await wait_until(lambda: browser.heard(440, last=1.0), timeout=10)
                 runtime = gateway.driver._runtimes[ringing["call_id"]]
                 assert not isinstance(runtime.bridge, PassthroughMedia)
-                assert gateway.ports.held != frozenset()
+                assert call_ports(gateway) != frozenset()
                 await phone.hangup(number)
                 await alice.wait_for("ended", call_id=ringing["call_id"])
             finally:
@@ -673,7 +673,7 @@ async def test_the_webrtc_sip_peer_holds_and_resumes_a_pass_through_call(tmp_pat
         await expect(page.locator("#call-state")).to_have_text("Held by the other side", timeout=10000)
         assert await page.evaluate(DIRECTIONS) == {"local": "recvonly", "remote": "sendonly"}
         await audio_stalls(peer)  # Chromium sends nothing to the holder
-        assert gateway.driver.calls == 1 and gateway.ports.held == frozenset()
+        assert gateway.driver.calls == 1 and call_ports(gateway) == frozenset()
 
         resumed = await peer.reinvite("sendrecv")
         assert resumed.status == 200, resumed
@@ -715,7 +715,7 @@ async def test_candidates_trickle_both_ways_in_the_early_dialog(tmp_path: Path) 
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
         await expect_page_hears(page, 440)
         await expect_peer_hears_the_beep(peer, tmp_path)
-        assert gateway.ports.held == frozenset()
+        assert call_ports(gateway) == frozenset()
         await page.get_by_role("button", name="Hang up").click()
         await asyncio.wait_for(peer.ended.wait(), 10)
 

@@ -17,7 +17,14 @@ import pytest
 from gateway.app import Gateway
 from gateway.media.bridge import MediaBridge
 from gateway.runtime.passthrough import PassthroughMedia
-from tests.e2e.harness import ALICE_SECRET, BOB_SECRET, gateway_config, running_gateway, wait_until
+from tests.e2e.harness import (
+    ALICE_SECRET,
+    BOB_SECRET,
+    call_ports,
+    gateway_config,
+    running_gateway,
+    wait_until,
+)
 from tests.signaling.browser import Page, chromium_page, expect, log_in, read_meter
 
 RTP = {"rtp_ports": {"start": 37000}}  # this work's RTP range (37000-37999)
@@ -73,7 +80,7 @@ async def watching(gateway: Gateway) -> AsyncIterator[tuple[list[frozenset[objec
 
     async def watch() -> None:
         while True:
-            held.append(frozenset(gateway.ports.held))
+            held.append(call_ports(gateway))
             media.extend(r.bridge for r in gateway.driver._runtimes.values() if r.bridge is not None)
             await asyncio.sleep(0.1)
 
