@@ -64,6 +64,7 @@ class Page:
         self.heard_at: float | None = None  # last time the tone was heard
         self.gap = 0.0
         self.relogins = 0
+        self.kept = 0  # of those, calls taken back on their own connection (its socket alone went)
         self.password_again = 0
         self.lost = ""
         self._done = False
@@ -151,6 +152,16 @@ class Page:
                 raise RuntimeError("its call not listed")
             await asyncio.sleep(0.2)
         self.relogins += 1
+        if old_peer.pc.connectionState == "connected":  # as webrtc-client.js: a kept connection first
+            try:
+                await again.request({"type": "reattach", "call_id": self.call_id})
+                await again.wait_for("reattached", call_id=self.call_id, timeout=LOST_AFTER)
+                self.user = again
+                self.kept += 1
+                return
+            except WebUserError as exc:  # the gateway has no leg for it (moved): a new connection
+                if "sdp" not in str(exc):
+                    raise
         peer = WebPeer(freq=self.freq)
         await again.request({"type": "reattach", "call_id": self.call_id, "sdp": await peer.offer()})
         reattached = await again.wait_for("reattached", call_id=self.call_id, timeout=LOST_AFTER)
@@ -171,7 +182,7 @@ class Page:
             await self.user.close()
         with contextlib.suppress(Exception):
             await self.peer.close()
-        return {"index": self.index, "gap": self.gap, "relogins": self.relogins,
+        return {"index": self.index, "gap": self.gap, "relogins": self.relogins, "kept": self.kept,
                 "password_again": self.password_again, "lost": self.lost}  # fmt: skip
 
 
@@ -249,7 +260,8 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]], steps: list[
             f" max {max(gaps):.2f} s; gaps over 0.5 s: {sum(g > 0.5 for g in gaps)}"
         )
     print(
-        f"reconnects with the token: {sum(r['relogins'] for r in results)}; "
+        f"reconnects with the token: {sum(r['relogins'] for r in results)} "
+        f"({sum(r.get('kept', 0) for r in results)} on their own connection); "
         f"password asked again: {sum(r['password_again'] for r in results)}"
     )
     for r in results:
