@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,11 @@ import aiohttp
 
 from peers.webpeer import WebPeer
 from tests.e2e.harness import ALICE_SECRET, running_gateway, wait_until
-from tests.e2e.softphone.test_softphone_rtt import decode, gateway_text_port, text_phone_answers
+from tests.e2e.softphone.test_softphone_rtt import (
+    channel_text_both_ways,
+    gateway_text_port,
+    text_phone_answers,
+)
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"alice:{ALICE_SECRET}".encode()).decode()}
 
@@ -69,23 +71,7 @@ async def test_an_api_client_types_with_a_text_phone(tmp_path: Path) -> None:
             port = gateway_text_port(pbx, phone.port)
             assert port is not None
 
-            # the phone types; its third packet is lost, the fourth's redundancy brings it back
-            start = secrets.randbelow(1 << 20)
-            for i, typed in enumerate(["Hel", "lo", " A", "PI", "", ""]):
-                data = phone.packet(typed, start + 300 * i)
-                if i != 2:
-                    transport.sendto(data, ("127.0.0.1", port))
-                await asyncio.sleep(0.3)
-            await wait_until(lambda: "".join(texts) == "Hello API", timeout=5)
-
-            # the client types: RED T.140 to the phone, at least 300 ms apart, two generations
-            for typed in ["Hi", " ph", "onw", "\be"]:
-                channel.send(typed)
-                await asyncio.sleep(0.1)
-            await wait_until(lambda: decode([d for _, d in phone.received])[0] == "Hi phone", timeout=10)
-            _, stamps, generations = decode([d for _, d in phone.received])
-            assert all(b - a >= 300 for a, b in itertools.pairwise(stamps)), stamps
-            assert set(generations[2:]) <= {2}, generations
+            await channel_text_both_ways(channel, texts, phone, transport, port, "API")
 
             close = {"session_id": body["session_id"]}
             async with http.post(f"{base}/webrtc/close", json=close, headers=AUTH) as response:

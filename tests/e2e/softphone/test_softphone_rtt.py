@@ -21,6 +21,9 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+from aiortc import RTCDataChannel
 
 from gateway.config import Config
 from peers.binaries import require_binary
@@ -124,6 +127,36 @@ async def text_both_ways(
     assert generations[2:] and set(generations[2:]) == {2}, generations
 
 
+async def channel_text_both_ways(
+    channel: RTCDataChannel,
+    texts: list[str],
+    phone: T140Peer,
+    transport: asyncio.DatagramTransport,
+    port: int,
+    word: str,
+) -> None:
+    """A scripted web client's T.140 ``channel`` (what arrives kept in ``texts``) and the text phone at
+    the gateway's m=text ``port`` type to each other: the phone's "Hello <word>" (its third packet lost,
+    the fourth's redundancy brings it back), the client's "Hi phone" as RED T.140 to the phone, at least
+    300 ms apart, two generations."""
+    start = secrets.randbelow(1 << 20)
+    for i, typed in enumerate(["Hel", "lo", " " + word[:1], word[1:], "", ""]):
+        data = phone.packet(typed, start + 300 * i)
+        if i != 2:
+            transport.sendto(data, ("127.0.0.1", port))
+        await asyncio.sleep(0.3)
+    await wait_until(lambda: "".join(texts) == f"Hello {word}", timeout=5)
+
+    sent = len(phone.received)
+    for typed in ["Hi", " ph", "onw", "\be"]:
+        channel.send(typed)
+        await asyncio.sleep(0.1)
+    await wait_until(lambda: decode([d for _, d in phone.received[sent:]])[0] == "Hi phone", timeout=10)
+    _, stamps, generations = decode([d for _, d in phone.received[sent:]])
+    assert all(b - a >= 300 for a, b in itertools.pairwise(stamps)), stamps
+    assert set(generations[2:]) <= {2}, generations
+
+
 def gateway_text_port(sipp: Sipp, ours: int) -> int | None:
     path = sipp.workdir / "messages.log"
     found = re.findall(r"m=text (\d+) RTP/AVP", path.read_text(errors="replace") if path.exists() else "")
@@ -182,10 +215,10 @@ async def test_the_page_and_a_text_phone_type_to_each_other(tmp_path: Path) -> N
 
 @contextlib.asynccontextmanager
 async def text_phone_answers(
-    tmp_path: Path,
+    tmp_path: Path, alice_extra: dict[str, Any] | None = None
 ) -> AsyncIterator[tuple[Config, Sipp, T140Peer, asyncio.DatagramTransport]]:
     """A text phone the gateway calls: sipp's ``uas_rtt`` as its SIP (the PBX of the config given), a
-    T140Peer as its m=text socket."""
+    T140Peer as its m=text socket; ``alice_extra``: more keys of alice's users[] entry (api_keys...)."""
     require_binary("sipp")
     loop = asyncio.get_running_loop()
     transport, peer = await loop.create_datagram_endpoint(T140Peer, local_addr=("127.0.0.1", 0))
@@ -193,7 +226,9 @@ async def text_phone_answers(
                extra_args=["-set", "tport", str(peer.port)])  # fmt: skip
     await pbx.start()
     try:
-        config = gateway_config(pbx.address, media={"rtp_ports": {"start": free_range()}})
+        config = gateway_config(
+            pbx.address, alice_extra=alice_extra, media={"rtp_ports": {"start": free_range()}}
+        )
         config = dataclasses.replace(config, pbx=dataclasses.replace(config.pbx, keepalive_interval=0.0))
         yield config, pbx, peer, transport
     finally:
