@@ -322,11 +322,17 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             self.fast_lane.replace_web(self._web)
         if not self._fill.active:  # no fill to hear the first packet end it: the browser is back
             self._web_gone = False
+        text_ours = False
+        if self.text is not None and self.text.active:  # the call's real-time text on the new leg too
+            text_ours = self.text.renew_web(offer)
+            self._web.open_t140(self.text.adopt, ours=False)  # the browser's own T.140 channel
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
         local = await self._web.accept_offer(
             offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
         )
+        if text_ours and self.text is not None:
+            self._web.open_t140(self.text.adopt)  # on the data channel line just answered
         self._web_answer = sdp.write(self._for_browser(local))
         self._apply_web(section, audio_section(local)[1], answering=True)
         if self.video is not None:

@@ -119,6 +119,18 @@ class TextBridge:
         channel = any(m.media == "application" and not m.rejected for m in web_offer.media)
         return self.browser_opens or (self._settings.realtime_text == "offer" and channel)
 
+    def renew_web(self, web_offer: sdp.SessionDescription) -> bool:
+        """A new web leg (the browser took the call back with a new offer, ``MediaBridge.renew_web``):
+        the old leg's channel is gone, the SIP side's text waits for the new one (``MAX_WAITING``).
+        True when the gateway opens the new T.140 channel: the offer has a data channel line but does
+        not ask for text (when it asks, ``a=dcmap`` RFC 8865 §5.1, the browser opens its own)."""
+        self._channel = None
+        self.browser_opens = text.asks_for_t140(web_offer)
+        channel = any(m.media == "application" and not m.rejected for m in web_offer.media)
+        if not channel:
+            logger.info("call=%s the new web leg has no data channel: no real-time text", self._call)
+        return channel and not self.browser_opens
+
     async def offer_section(self, family: str | None) -> sdp.MediaDescription:
         """Our ``m=text`` for the SIP offer (the browser calls): RED, two generations, and T.140."""
         section = text.offer_section("0.0.0.0", 9)
@@ -195,7 +207,7 @@ class TextBridge:
 
         def opened() -> None:
             waiting, self._waiting = self._waiting, ""
-            if waiting:
+            if waiting and channel is self._channel:
                 channel.send(waiting)
 
         def message(data: str | bytes) -> None:
@@ -203,6 +215,8 @@ class TextBridge:
 
         channel.on("open", opened)
         channel.on("message", message)
+        if channel.readyState == "open":  # the browser's, opened by DCEP before aiortc reported it
+            opened()
 
     # ---------------------------------------------------------------------------------------- media
 
