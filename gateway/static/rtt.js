@@ -64,7 +64,8 @@ export class RttPanel {
   }
 
   _take(call, channel) {
-    call.rtt = { channel, theirs: "", mine: "" };
+    // (a reattach's new channel: the conversation so far stays on the panel)
+    call.rtt = { channel, theirs: call.rtt?.theirs || "", mine: call.rtt?.mine || "" };
     channel.addEventListener("message", (e) => {
       call.rtt.theirs = applyT140(call.rtt.theirs, String(e.data));
       if (call === this.call) this._render();

@@ -1050,7 +1050,14 @@ export class Call extends EventTarget {
       const live = this.localStream?.getAudioTracks().some((t) => t.readyState === "live");
       await this._start(live ? this.localStream : null);
       this._sendAudio(); // (muted or held: the new stream too)
-      const offer = await this._localOffer();
+      // a call with real-time text asks for it again on the new connection (rtt.js takes the channel)
+      const text = Boolean(this.t140 || this.rtt);
+      if (text) {
+        this.t140 = this.pc.createDataChannel("t140", { protocol: "t140" });
+        emit(this, "datachannel", { channel: this.t140 });
+      }
+      let offer = await this._localOffer();
+      if (text) offer = askT140(offer);
       await this.client.request({ type: "reattach", call_id: this.id, sdp: offer });
     } catch (error) {
       this._handedOff();

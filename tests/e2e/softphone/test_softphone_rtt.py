@@ -265,3 +265,42 @@ async def test_the_text_goes_on_after_the_phone_holds_and_resumes(tmp_path: Path
         log = sipp.workdir / "messages.log"
         await wait_until(lambda: "CSeq: 3 ACK" in log.read_text(errors="replace"), timeout=15)
         await text_both_ways(page, peer, transport, target)
+
+
+async def test_the_page_keeps_its_text_through_a_new_connection(tmp_path: Path) -> None:
+    """The page's call with real-time text is taken back on a new RTCPeerConnection (its reattach, as after
+    a network change): the new offer asks for T.140 again and opens the channel, the gateway gives it the
+    call's text, the conversation stays on the panel, and both sides go on typing."""
+    async with text_phone_answers(tmp_path) as (config, pbx, peer, transport):
+        async with running_gateway(config) as gateway, chromium_page() as page:
+            await page.goto(gateway.http_url + "/")
+            await log_in(page, "alice", ALICE_SECRET)
+            await expect(page.locator("#status")).to_have_text("Registered as Alice")
+            await page.get_by_role("checkbox", name="Real-time text in my calls").check()
+            await page.locator("#number").fill("2000")
+            await page.get_by_role("button", name="Call", exact=True).click()
+            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+            target = await text_ready(page, pbx, peer)
+            await text_both_ways(page, peer, transport, target)
+            await page.evaluate("window.firstPc = window.softphone.call.pc")
+            await page.evaluate("window.softphone.call._reattach()")
+            await expect(page.locator("#call-state")).to_have_text("Connected", timeout=15000)
+            assert await page.evaluate("window.softphone.call.pc !== window.firstPc"), "no new connection"
+            channel_open = "() => window.softphone.call.rtt && window.softphone.call.rtt.channel.readyState"
+            for _ in range(100):
+                if await page.evaluate(channel_open) == "open":
+                    break
+                await asyncio.sleep(0.1)
+            assert await page.evaluate(channel_open) == "open"
+            last = peer.sent[-1][0]
+            for i, typed in enumerate([" and", " more", "", ""]):
+                transport.sendto(peer.packet(typed, last + 300 * (i + 1)), target)
+                await asyncio.sleep(0.3)
+            await expect(page.locator("#rtt-theirs")).to_have_text("Hello page and more", timeout=5000)
+            sent = len(peer.received)
+            await page.locator("#rtt-input").press_sequentially(" again", delay=60)
+            await wait_until(lambda: decode([d for _, d in peer.received[sent:]])[0] == " again", timeout=10)
+            await page.get_by_role("button", name="Hang up").click()
+            await expect(page.locator("#call-state")).to_have_text("No call", timeout=10000)
+            result = await pbx.wait(timeout=15)
+        assert result.ok, result
