@@ -64,13 +64,14 @@ async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
         "auth": ("2000", "secret"),
         "inf": [["2000", "secret"]],
         # the session-timer scenarios' Session-Expires; where the pickup scenarios write the dialog's ids;
-        # the CANCEL's Reason header of uac_cancel_reason; the G.729 scenarios' RTP peer's port; the
-        # SIPREC server's two RTP ports
+        # the CANCEL's Reason header of uac_cancel_reason; the G.729 and G.722 scenarios' RTP peer's port;
+        # the SIPREC server's two RTP ports
         "keys": {
             "se": "90",
             "dialog_file": str(tmp_path / "dialog.csv"),
             "reason": "SIP;cause=200",
             "g729_port": "4000",
+            "g722_port": "4000",
             "port1": "4002",
             "port2": "4004",
         },
