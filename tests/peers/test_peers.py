@@ -64,7 +64,7 @@ async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
         "auth": ("2000", "secret"),
         "inf": [["2000", "secret"]],
         # the session-timer scenarios' Session-Expires; where the pickup scenarios write the dialog's ids;
-        # the CANCEL's Reason header of uac_cancel_reason; the G.729 and G.722 scenarios' RTP peer's port;
+        # the CANCEL's Reason header of uac_cancel_reason; the G.729, G.722 and Opus scenarios' RTP peer's port;
         # the SIPREC server's two RTP ports
         "keys": {
             "se": "90",
@@ -72,6 +72,7 @@ async def test_every_scenario_loads(sipp: str, tmp_path: Path) -> None:
             "reason": "SIP;cause=200",
             "g729_port": "4000",
             "g722_port": "4000",
+            "opus_port": "4000",
             "port1": "4002",
             "port2": "4004",
         },
