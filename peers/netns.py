@@ -85,10 +85,13 @@ class ClientNetwork:
             if "IP6" in self.families:
                 self._ip("addr", "add", f"{self.host_ip6}/64", "dev", self._host_iface, "nodad")
                 self._ip("addr", "add", f"{self.address6}/64", "dev", self._peer_iface, "nodad", inside=True)
+            # no IPv6 link-local address on either end: it would come after duplicate address detection, a
+            # second or two after "up", and Chromium takes that for a network change (a page loading then
+            # fails with ERR_NETWORK_CHANGED): on the client's end, this network's own Chromium; on the
+            # host's, every other test's Chromium in the host namespace (a page of another xdist worker
+            # lost its modules so). The client's only network change is move()'s
+            self._ip("link", "set", self._host_iface, "addrgenmode", "none")
             self._ip("link", "set", self._host_iface, "up")
-            # no IPv6 link-local address: it would come after duplicate address detection, a second or two
-            # after "up", and Chromium takes that for a network change (a page loading then fails with
-            # ERR_NETWORK_CHANGED); the client's only network change is move()'s
             self._ip("link", "set", self._peer_iface, "addrgenmode", "none", inside=True)
             self._ip("link", "set", self._peer_iface, "up", inside=True)
         except BaseException:
