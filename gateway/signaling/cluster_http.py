@@ -44,7 +44,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -308,54 +308,62 @@ class ClusterHttp:
         await self.drain()
         return web.json_response({"instance": self.instance_id, "status": "draining"}, status=202)
 
-    async def takeover_handler(self, request: web.Request) -> web.Response:
-        """A draining instance hands its calls here (signed by it only: no Bearer, the body is signed)."""
+    async def _instance_request(
+        self, request: web.Request, key: str, valid: Callable[[object], bool]
+    ) -> tuple[str, Any] | web.Response:
+        """Another instance's signed `{instance, <key>: ...}` (signed by it only: no Bearer, the body is
+        signed): (that instance, the value of `key`), else the 403 or 400 to answer."""
         header = request.headers.get(FORWARDED)
         sender = await self._verified(request, header) if header is not None else None
         if sender is None:
             return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
         try:
             body = json.loads(await request.read())
-            handovers = body["handovers"]
-            if body["instance"] != sender or not isinstance(handovers, dict):
-                raise ValueError("instance or handovers")
-            if not all(isinstance(k, str) and isinstance(v, str) for k, v in handovers.items()):
-                raise ValueError("handovers: call id -> JSON text")
+            value = body[key]
+            if body["instance"] != sender or not valid(value):
+                raise ValueError(f"instance or {key}")
         except (ValueError, KeyError, TypeError) as exc:
-            return web.json_response({"error": f"bad takeover request: {exc}", "code": 400}, status=400)
+            return web.json_response({"error": f"bad {request.path} request: {exc}", "code": 400}, status=400)
+        return sender, value
+
+    def _signed(self, path: str, body: bytes) -> dict[str, str]:
+        """The headers of a POST of `body` to another instance's `path`, signed by this one."""
+        return {
+            FORWARDED: sign(self.secret, self.instance_id, "POST", path, self.clock(), "", body),
+            "Content-Type": "application/json",
+        }
+
+    async def takeover_handler(self, request: web.Request) -> web.Response:
+        """A draining instance hands its calls here: `{instance, handovers: {call id: handover JSON}}`."""
+        got = await self._instance_request(
+            request, "handovers",
+            lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(j, str) for k, j in v.items()),
+        )  # fmt: skip
+        if isinstance(got, web.Response):
+            return got
+        sender, handovers = got
         if self.take_over is None:
             return web.json_response({"taken": []})
         return web.json_response({"taken": await self.take_over(sender, handovers)})
 
     async def moved_handler(self, request: web.Request) -> web.Response:
-        """The instance that took calls of this one's drain moves their SIP parties now (signed by it):
-        this one stops carrying their media (`{instance, calls: [call id]}`)."""
-        header = request.headers.get(FORWARDED)
-        sender = await self._verified(request, header) if header is not None else None
-        if sender is None:
-            return web.json_response({"error": "cluster signature required", "code": 403}, status=403)
-        try:
-            body = json.loads(await request.read())
-            calls = body["calls"]
-            if body["instance"] != sender or not isinstance(calls, list):
-                raise ValueError("instance or calls")
-            if not all(isinstance(c, str) for c in calls):
-                raise ValueError("calls: call ids")
-        except (ValueError, KeyError, TypeError) as exc:
-            return web.json_response({"error": f"bad moved request: {exc}", "code": 400}, status=400)
+        """The instance that took calls of this one's drain moves their SIP parties now: this one stops
+        carrying their media (`{instance, calls: [call id]}`)."""
+        got = await self._instance_request(
+            request, "calls", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v)
+        )
+        if isinstance(got, web.Response):
+            return got
         if self.moved is not None:
-            self.moved(calls)
-        return web.json_response({"released": len(calls)})
+            self.moved(got[1])
+        return web.json_response({"released": len(got[1])})
 
     async def tell_moved(self, base: str, call_ids: list[str]) -> bool:
         """Tell the instance at `base` that handed us `call_ids` that their SIP parties move here now:
         whether it answered (within MOVED_TIMEOUT: a drained instance about to exit may not)."""
         client = self._session()
         body = json.dumps({"instance": self.instance_id, "calls": call_ids}).encode()
-        headers = {
-            FORWARDED: sign(self.secret, self.instance_id, "POST", MOVED, self.clock(), "", body),
-            "Content-Type": "application/json",
-        }
+        headers = self._signed(MOVED, body)
         try:
             timeout = aiohttp.ClientTimeout(total=MOVED_TIMEOUT)
             async with client.post(base + MOVED, data=body, headers=headers, timeout=timeout) as reply:
@@ -374,10 +382,7 @@ class ClusterHttp:
         connection), as opposed to an answer that took none."""
         client = self._session()
         body = json.dumps({"instance": self.instance_id, "handovers": handovers}).encode()
-        headers = {
-            FORWARDED: sign(self.secret, self.instance_id, "POST", TAKEOVER, self.clock(), "", body),
-            "Content-Type": "application/json",
-        }
+        headers = self._signed(TAKEOVER, body)
         try:
             timeout = aiohttp.ClientTimeout(total=HANDOVER_TIMEOUT)
             async with client.post(base + TAKEOVER, data=body, headers=headers, timeout=timeout) as reply:

@@ -80,22 +80,9 @@ def test_a_relay_mark_binds_the_path_the_secret_and_the_time_and_is_no_forward()
         assert not mark.relayed(upgrade("/sip", {RELAYED: forward}))
 
 
-async def test_a_draining_instance_hands_its_calls_over_signed() -> None:
-    """`POST /cluster/takeover` (issue 34 item 4) takes only a request signed by the instance it names;
-    `hand_over` signs it and reads back the calls taken; an unreachable instance takes none."""
-    import json
-
-    import aiohttp
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
-    from gateway.signaling.cluster_http import TAKEOVER, ClusterHttp
-
-    asked: list[tuple[str, dict[str, str]]] = []
-
-    async def take_over(instance: str, handovers: dict[str, str]) -> list[str]:
-        asked.append((instance, handovers))
-        return [call_id for call_id in handovers if call_id != "c2"]
+def _node(instance_id: str, taker: object = None) -> Any:
+    """A ClusterHttp of instance `instance_id` with nothing behind it but `taker` (its `take_over`)."""
+    from gateway.signaling.cluster_http import ClusterHttp
 
     async def nothing() -> None:
         return None
@@ -110,22 +97,30 @@ async def test_a_draining_instance_hands_its_calls_over_signed() -> None:
         async def owner(self, session_id: str) -> str | None:
             return None
 
-    def node(instance_id: str, taker: object = None) -> ClusterHttp:
-        return ClusterHttp(
-            instance_id,
-            SECRET,
-            NoOwners(),
-            frozenset,
-            no_instance,
-            nothing,
-            no_status,
-            taker,  # type: ignore[arg-type]
-        )
+    return ClusterHttp(instance_id, SECRET, NoOwners(), frozenset, no_instance, nothing, no_status, taker)  # type: ignore[arg-type]
+
+
+async def test_a_draining_instance_hands_its_calls_over_signed() -> None:
+    """`POST /cluster/takeover` (issue 34 item 4) takes only a request signed by the instance it names;
+    `hand_over` signs it and reads back the calls taken; an unreachable instance takes none."""
+    import json
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateway.signaling.cluster_http import TAKEOVER
+
+    asked: list[tuple[str, dict[str, str]]] = []
+
+    async def take_over(instance: str, handovers: dict[str, str]) -> list[str]:
+        asked.append((instance, handovers))
+        return [call_id for call_id in handovers if call_id != "c2"]
 
     app = web.Application()
-    survivor = node("gw2", take_over)
+    survivor = _node("gw2", take_over)
     survivor.install(app)
-    draining = node("gw1")
+    draining = _node("gw1")
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         base = str(server.make_url("")).rstrip("/")
         body = json.dumps({"instance": "gw1", "handovers": {"c1": "{}"}}).encode()
@@ -156,30 +151,14 @@ async def test_a_taker_tells_the_drained_instance_its_calls_move_signed() -> Non
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
-    from gateway.signaling.cluster_http import MOVED, ClusterHttp
-
-    async def nothing() -> None:
-        return None
-
-    async def no_status() -> dict[str, object]:
-        return {}
-
-    async def no_instance(_instance_id: str) -> None:
-        return None
-
-    class NoOwners:
-        async def owner(self, session_id: str) -> str | None:
-            return None
-
-    def node(instance_id: str) -> ClusterHttp:
-        return ClusterHttp(instance_id, SECRET, NoOwners(), frozenset, no_instance, nothing, no_status)
+    from gateway.signaling.cluster_http import MOVED
 
     released: list[list[str]] = []
     app = web.Application()
-    drained = node("gw1")
+    drained = _node("gw1")
     drained.moved = released.append
     drained.install(app)
-    taker = node("gw2")
+    taker = _node("gw2")
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
         base = str(server.make_url("")).rstrip("/")
         body = json.dumps({"instance": "gw2", "calls": ["c1"]}).encode()
