@@ -42,8 +42,9 @@ $(VENV)/.stamp-run: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/pytho
 	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --progress-bar on -e '.[demo]' -e ./peers || $(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --progress-bar on -e . -e ./peers
 	touch $@
 
+# (the bench extra too: tests/bench checks the quality bench's PESQ scoring and its browser's playout)
 $(VENV)/.stamp-test: pyproject.toml peers/pyproject.toml $(NATIVE) | $(BIN)/python
-	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --quiet -e '.[test,dev]' -e ./peers
+	$(QUIET_SETUPTOOLS) $(BIN)/python -m pip install --quiet -e '.[test,dev,bench]' -e ./peers
 	touch $@ $(VENV)/.stamp-run
 
 ## run: install into .venv and start the gateway with $(CONFIG) and the demo desk phone (extension 2000)
