@@ -128,7 +128,7 @@ async def test_the_softphone_page_hears_no_gap_when_its_instance_drains(tmp_path
     calls the phone; her instance drains. The page reattaches at the taker with a new RTCPeerConnection
     and keeps playing the old one until the new one plays (webrtc-client.js), while the drained instance
     carries the call until the taker moves the phone: the phone's audio packets, sampled every 50 ms, never
-    stop arriving at the page for 0.2 s (0.29 s before the drain made before it broke), and the call ends up "Connected" on the other instance."""
+    stop arriving at the page for the 0.5 s issue 65 asks (0.05-0.06 s on a quiet machine, 0.32 s in a loaded full run), and the call ends up "Connected" on the other instance."""
     require_desk_phone()
     async with (
         DeskPhone(tmp_path, user="2000", tone=440) as phone,
@@ -165,6 +165,6 @@ async def test_the_softphone_page_hears_no_gap_when_its_instance_drains(tmp_path
         await expect(page.locator("#call-state")).to_have_text("Connected", timeout=10000)
         assert draining.driver.calls == 0 and sum(g.driver.calls for g in others) == 1
         assert sum(g.driver.takeovers.taken for g in others) == 1
-        assert longest < 0.2, f"no audio reached the page for {longest:.2f} s during the hand-off"
+        assert longest < 0.5, f"no audio reached the page for {longest:.2f} s during the hand-off"
         assert not phone.seen("state", call=number, state="DISCONNECTED"), "the phone got a BYE"
     print(f"the page's longest silence during its instance's drain: {longest:.2f} s")
