@@ -6,8 +6,8 @@ as media_bench.py does) or, for the floor relay, a second RTP phone - SRTP with 
 AEAD_AES_256_GCM; it protects what it
 sends and unprotects what arrives with pylibsrtp, as the floor's --srtp modes expect) or plain (legs
 "rtp", the old plain floor); and a plain RTP "phone"
-(pre-encoded PCMU). The calls are spread over several processes so that at 100+ calls the benchmark
-measures the middle box and not its own peers.
+(pre-encoded PCMU, or G.722 in mode "transcoding-g722"). The calls are spread over several processes so
+that at 100+ calls the benchmark measures the middle box and not its own peers.
 
 Every peer stamps each packet it sends (``time.monotonic()``) and each one it receives (with the RTP
 timestamp). End-to-end latency is matched through the RTP timestamp: a middle box may rewrite the origin of
@@ -25,7 +25,9 @@ Protocol with the orchestrator over a Pipe: -> offers (list of (offer, port)); <
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import math
 import random
 import time
 from multiprocessing.connection import Connection
@@ -33,6 +35,13 @@ from typing import Any
 
 FRAME = 0.02
 PCMU_PT = 0
+# The phone's codec in each mode: its SDP name and RTP payload type. Its RTP clock is 8000 Hz either way
+# (G.722's 16 kHz audio runs under an 8000 Hz clock, RFC 3551 §4.5.2), so latencies() matches it alike.
+PHONE_CODECS: dict[str, tuple[str, int]] = {
+    "passthrough": ("PCMU", PCMU_PT),
+    "transcoding": ("PCMU", PCMU_PT),
+    "transcoding-g722": ("G722", 9),
+}
 # The floor's SRTP master keys (key + salt, 30 octets): the browser side protects with the first and
 # unprotects with the second (bench/floor_relay.c --srtp reads them in that order; GCM: their first 28).
 FLOOR_KEYS = (bytes(range(1, 45)), bytes(range(101, 145)))  # cut to the profile's key + salt length
@@ -60,6 +69,26 @@ def latencies(sent: list[float], arrivals: list[tuple[float, int]], rate: int) -
     return best
 
 
+def transcodes(mode: str) -> bool:
+    """Whether the browser leg speaks Opus in ``mode`` (the box transcodes it to and from the phone's codec)."""
+    return mode.startswith("transcoding")
+
+
+@functools.cache
+def phone_tone(freq: float, codec: str) -> list[bytes]:
+    """One second of 20 ms payloads of a tone in the phone's ``codec`` (PHONE_CODECS' names): PCMU as
+    encode_tone makes it, G.722 by FFmpeg's encoder at 16 kHz (peers.audio.G722: 160 octets a frame)."""
+    from peers.audio import G722, encode_tone, sine
+
+    if codec == "PCMU":
+        return encode_tone(freq, "pcmu")
+    encoder, size = G722(), 320
+    return [
+        encoder.encode(sine(freq, 16000, FRAME, phase=2 * math.pi * freq * i * size / 16000))
+        for i in range(50)
+    ]
+
+
 def summary(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -68,9 +97,11 @@ def summary(values: list[float], share: float) -> float:
 
 
 class _Counter(asyncio.DatagramProtocol):
-    """A plain RTP phone: sends pre-encoded PCMU, stamps what it sends and what arrives (RTP only)."""
+    """A plain RTP phone: sends pre-encoded PCMU (or G.722: ``payload_type``), stamps what it sends and what
+    arrives (RTP of that payload type only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, payload_type: int = PCMU_PT) -> None:
+        self.payload_type = payload_type
         self.tx: Any = None  # pylibsrtp sessions: an SRTP phone (the SRTP floor's browser side)
         self.rx: Any = None
         self.transport: asyncio.DatagramTransport | None = None
@@ -88,7 +119,8 @@ class _Counter(asyncio.DatagramProtocol):
                 data = self.rx.unprotect(data)
             except Exception:  # pylibsrtp.Error: not authentic
                 return
-        if len(data) >= 12 and not 192 <= data[1] <= 223 and data[1] & 0x7F == PCMU_PT:  # RFC 5761 §4
+        rtp = len(data) >= 12 and not 192 <= data[1] <= 223  # not RTCP: RFC 5761 §4
+        if rtp and data[1] & 0x7F == self.payload_type:
             self.arrivals.append((time.monotonic(), int.from_bytes(data[4:8], "big")))
 
     async def play(self, payloads: list[bytes], seconds: float) -> None:
@@ -96,7 +128,7 @@ class _Counter(asyncio.DatagramProtocol):
         sequence, timestamp = random.getrandbits(16), random.getrandbits(32)
         start = time.monotonic()
         for index in range(round(seconds / FRAME)):
-            header = bytes([0x80, PCMU_PT | (0x80 if index == 0 else 0)])
+            header = bytes([0x80, self.payload_type | (0x80 if index == 0 else 0)])
             header += ((sequence + index) & 0xFFFF).to_bytes(2, "big")
             header += ((timestamp + 160 * index) & 0xFFFFFFFF).to_bytes(4, "big")
             header += self.ssrc.to_bytes(4, "big")
@@ -115,9 +147,11 @@ def floor_keys(legs: str) -> tuple[bytes, bytes]:
     return FLOOR_KEYS[0][:size], FLOOR_KEYS[1][:size]
 
 
-async def _phone(legs: str = "rtp") -> tuple[_Counter, int]:
+async def _phone(legs: str = "rtp", payload_type: int = PCMU_PT) -> tuple[_Counter, int]:
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_Counter, local_addr=("127.0.0.1", 0))
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: _Counter(payload_type), local_addr=("127.0.0.1", 0)
+    )
     if legs.startswith("srtp"):
         from pylibsrtp import Policy, Session
 
@@ -154,8 +188,9 @@ async def _run(conn: Connection, count: int, mode: str, legs: str, seconds: floa
                 if delay > 0:
                     await asyncio.sleep(delay)
 
-    transcoding = mode == "transcoding"
-    phones = [await _phone() for _ in range(count)]
+    transcoding = transcodes(mode)
+    codec, payload_type = PHONE_CODECS[mode]
+    phones = [await _phone(payload_type=payload_type) for _ in range(count)]
     browsers: list[Browser] = []
     others: list[tuple[_Counter, int]] = []
     if legs == "web":
@@ -186,14 +221,14 @@ async def _run(conn: Connection, count: int, mode: str, legs: str, seconds: floa
     conn.send("ready")
     await _recv(conn)  # go
     cpu_start = time.process_time()
-    pcmu = encode_tone(600, "pcmu")
+    tone = phone_tone(600, codec)
 
     async def later(start: Any) -> None:  # real calls are not in phase: spread them over a 20 ms frame
         await asyncio.sleep(random.uniform(0, FRAME))
         await start()
 
     await asyncio.gather(
-        *(later(lambda p=p: p[0].play(pcmu, seconds)) for p in phones),
+        *(later(lambda p=p: p[0].play(tone, seconds)) for p in phones),
         *(later(lambda b=b: b.play_stamped(seconds)) for b in browsers),
         *(later(lambda o=o: o[0].play(encode_tone(1000, "pcmu"), seconds)) for o in others),
     )

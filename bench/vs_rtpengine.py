@@ -7,7 +7,8 @@ a pool of processes) talk through one middle box at a time:
   GC tuned as the gateway's ``media.gc_tuning`` default);
 * ``rtpengine``: Debian's rtpengine in user space (``table = -1``, its own config in a temp dir, interfaces
   on 127.0.0.1, ports 46000-47999) driven over its ng protocol (peers/rtpengine.py) with the flags that
-  make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}``;
+  make it work with aiortc; transcoding adds ``codec: {mask: [opus], transcode: [PCMU]}`` (``[G722]`` in
+  mode ``transcoding-g722``);
 * ``floor`` (pass-through only): bench/floor_relay.c --srtp-gcm256, built with ``cc`` into a temp dir,
   with pylibsrtp's bundled libsrtp (the one our engine runs; VS_RTPENGINE_FLOOR_LIBSRTP=path takes
   another, e.g. Debian's libsrtp2.so.1), relaying between an SRTP phone (AEAD_AES_256_GCM, the profile
@@ -27,6 +28,10 @@ a pool of processes) talk through one middle box at a time:
 Every floor runs at nice 0 (VS_RTPENGINE_FLOOR_NICE=-10 gives it our engine thread's priority, the
 default before issue 38).
 
+Modes: ``passthrough`` (browser and phone speak PCMU), ``transcoding`` (the browser Opus, the phone PCMU) and
+``transcoding-g722`` (the browser Opus, the phone G.722: 16 kHz audio both ways, issue 66 item 5; ours
+transcodes it in Python with the G.722 concealment on the path, as the gateway does).
+
 Rounds are interleaved (ours, rtpengine, floor, then the reverse order) so that the machine's minute-to-
 minute drift hits all of them. CPU is the middle box's time on a CPU over the media period, per
 call-second: the sum of its threads' /proc/<pid>/task/*/schedstat in nanoseconds (BoxCpu; utime + stime
@@ -35,7 +40,7 @@ media minus before the calls, per call; "lost" is end to end (sent by one peer, 
 other); latency is end to end through the box, peers included (peer_pool.py says how it is matched).
 /proc/loadavg is printed beside each round: the machine is shared.
 
-Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding]
+Run: python bench/vs_rtpengine.py [1,10,50,100,200] [--seconds 6] [--rounds 1] [--modes passthrough,transcoding,transcoding-g722]
      [--boxes ours,rtpengine,floor,floor-gather,floor-cm,floor-gcm128,floor-plain]   (VS_RTPENGINE_PROFILE="cmd {pid}": see profile())
 """
 
@@ -61,7 +66,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer_pool import floor_keys, peer_main, summary  # noqa: E402
+from peer_pool import PHONE_CODECS, floor_keys, peer_main, summary, transcodes  # noqa: E402
 
 # VS_RTPENGINE_PORT_BASE moves all three ranges (ours, rtpengine, floor: 2000 ports each from the base), so
 # that two runs can share the machine (default 40000: ours 40000-41999, rtpengine 46000-47999, floor 48000+).
@@ -188,7 +193,8 @@ async def _ours(conn: Connection, mode: str, opus_complexity: int | None = None)
         )  # fmt: skip
         bridge = MediaBridge(settings, lambda event: None)
         plain = sdp.parse(await bridge.offer_to_sip(offer))
-        answer = sdp.answer(plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port))
+        phone = sdp.PlainTransport("127.0.0.1", phone_port)
+        answer = sdp.answer(plain, codecs=[PHONE_CODECS[mode][0]], transport=phone)
         answers.append(
             (
                 await bridge.answer_from_sip(sdp.write(answer)),
@@ -345,20 +351,23 @@ class RtpEngineBox(Box):
         self.tags: list[tuple[str, str]] = []
 
     def calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
-        return asyncio.run(self._calls(offers, mode == "transcoding"))
+        return asyncio.run(self._calls(offers, mode))
 
-    async def _calls(self, offers: list[tuple[Any, int]], transcode: bool) -> list[tuple[Any, Any]]:
+    async def _calls(self, offers: list[tuple[Any, int]], mode: str) -> list[tuple[Any, Any]]:
         import sdp
         from peers.rtpengine import NgClient, sip_answer_to_web, web_offer_to_sip
 
         answers = []
+        codec = PHONE_CODECS[mode][0]  # the phone's: rtpengine transcodes Opus to it (transcoding modes)
         async with NgClient(self.engine.control) as ng:
             for index, (offer, phone_port) in enumerate(offers):
                 call_id, from_tag, to_tag = f"call-{index}-{time.monotonic_ns()}", f"f{index}", f"t{index}"
-                sip_offer = await ng.request(web_offer_to_sip(call_id, from_tag, offer, transcode=transcode))
+                sip_offer = await ng.request(
+                    web_offer_to_sip(call_id, from_tag, offer, transcode=transcodes(mode), to=codec)
+                )
                 plain = sdp.parse(sip_offer["sdp"])  # type: ignore[arg-type]
                 phone = sdp.answer(
-                    plain, codecs=["PCMU"], transport=sdp.PlainTransport("127.0.0.1", phone_port)
+                    plain, codecs=[codec], transport=sdp.PlainTransport("127.0.0.1", phone_port)
                 )
                 web = await ng.request(sip_answer_to_web(call_id, from_tag, to_tag, sdp.write(phone)))
                 web_sdp = web["sdp"]
@@ -567,7 +576,9 @@ def main() -> int:
     parser.add_argument("calls", nargs="?", default="1,10,50,100,200", help="comma-separated call counts")
     parser.add_argument("--seconds", type=float, default=6.0, help="media time per round")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds per case (medians printed)")
-    parser.add_argument("--modes", default="passthrough,transcoding")
+    parser.add_argument(
+        "--modes", default="passthrough,transcoding", help="of passthrough, transcoding, transcoding-g722"
+    )
     parser.add_argument("--boxes", default="ours,rtpengine,floor,floor-gather")
     parser.add_argument(
         "--base", help="another checkout of the gateway (its .so built), run as the box 'base'"
@@ -582,7 +593,7 @@ def main() -> int:
         f"peers in processes of up to {CALLS_PER_PEER_PROCESS} calls (at most {MAX_PEER_PROCESSES}); load average {loadavg()} at start"
     )
     print(
-        f"{'mode':<12}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>8}{'lost':>7}"
+        f"{'mode':<17}{'calls':>6}{'box':>10}{'CPU s/call-s':>14}{'RSS KiB/call':>14}{'sent':>8}{'lost':>7}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'us/pkt':>8}{'peers CPU':>10}  loadavg / notes"
     )
     table: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
@@ -609,7 +620,7 @@ def main() -> int:
                         r = run_round(box, count, mode, args.seconds)
                         table.setdefault((mode, count, name), []).append(r)
                         print(
-                            f"{mode:<12}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>8}"
+                            f"{mode:<17}{count:>6}{name:>10}{r['cpu']:>14.4f}{r['rss_kib']:>14.0f}{r['sent']:>8}"
                             f"{r['lost']:>7}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['us_per_packet']:>8.1f}"
                             f"{100 * r['peer_cpu']:>8.0f}%  [{r['load']}] {r['peer_processes']} peer procs"
                             + (f"; {r['notes']}" if r["notes"] else "")
@@ -622,13 +633,17 @@ def main() -> int:
         return statistics.median(r[key] for r in rows) if rows else float("nan")
 
     if args.base:
-        print("\nours / base (CPU, RSS per call; medians)")
+        print("\nours / base (CPU, RSS per call, end-to-end latency p50 and p99: medians)")
         for mode, count in sorted({(m, c) for m, c, b in table if b == "base"}):
             cpu = (median(mode, count, "ours", "cpu"), median(mode, count, "base", "cpu"))
             rss = (median(mode, count, "ours", "rss_kib"), median(mode, count, "base", "rss_kib"))
+            p50 = (median(mode, count, "ours", "p50_ms"), median(mode, count, "base", "p50_ms"))
+            p99 = (median(mode, count, "ours", "p99_ms"), median(mode, count, "base", "p99_ms"))
             print(
-                f"{mode:<12}{count:>6}  CPU {cpu[0]:.4f} / {cpu[1]:.4f} = {ratio(*cpu):.2f}"
+                f"{mode:<17}{count:>6}  CPU {cpu[0]:.4f} / {cpu[1]:.4f} = {ratio(*cpu):.2f}"
                 f"  RSS {rss[0]:.0f} / {rss[1]:.0f} KiB = {ratio(*rss):.2f}"
+                f"  p50 {p50[0]:.2f} / {p50[1]:.2f} ms ({p50[0] - p50[1]:+.2f})"
+                f"  p99 {p99[0]:.2f} / {p99[1]:.2f} ms ({p99[0] - p99[1]:+.2f})"
             )
     print(
         "\nmedians and ratios (ours / rtpengine, ours / floor, ours / gathering floor: below 1 is better for us)"
@@ -638,7 +653,7 @@ def main() -> int:
         "to read several packets per round, as our engine; cm: AES_CM_128_HMAC_SHA1_80; gcm128: "
         "AEAD_AES_128_GCM; plain: no SRTP)"
     )
-    print(f"{'mode':<12}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gather':>8}{'cm':>8}{'gcm128':>8}{'plain':>8}"
+    print(f"{'mode':<17}{'calls':>6}{'CPU ours':>10}{'rtpengine':>11}{'floor':>9}{'gather':>8}{'cm':>8}{'gcm128':>8}{'plain':>8}"
           f"{'vs rtpe':>9}{'vs floor':>10}{'vs gather':>10}"
           f"{'RSS ours':>10}{'rtpe':>7}{'lost ours':>10}{'rtpe':>7}{'p99 ours':>10}{'rtpe':>9}{'us/pkt ours':>12}{'rtpe':>7}{'ratio':>7}")  # fmt: skip
 
@@ -654,7 +669,7 @@ def main() -> int:
             f"{median(mode, count, b, 'cpu'):>8.4f}" for b in ("floor-cm", "floor-gcm128", "floor-plain")
         )
         print(
-            f"{mode:<12}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{gather:>8.4f}{others}"
+            f"{mode:<17}{count:>6}{ours:>10.4f}{rtpe:>11.4f}{floor:>9.4f}{gather:>8.4f}{others}"
             f"{ratio(ours, rtpe):>9.2f}{ratio(ours, floor):>10.2f}{ratio(ours, gather):>10.2f}"
             f"{median(mode, count, 'ours', 'rss_kib'):>10.0f}{median(mode, count, 'rtpengine', 'rss_kib'):>7.0f}"
             f"{median(mode, count, 'ours', 'lost'):>10.0f}{median(mode, count, 'rtpengine', 'lost'):>7.0f}"
