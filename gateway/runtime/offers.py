@@ -92,6 +92,12 @@ class HttpSession:
     def id(self) -> str:
         return self._id
 
+    def moved(self) -> None:
+        """Its call goes on at another instance (a drain handed it over): its client is told to renew the
+        media now (`web_lost` cause `moved`: an offer with this `session_id`, from a new RTCPeerConnection,
+        the old one playing until the new one does), before the SIP party moves there (make before break)."""
+        self.progress.record("web_lost", cause="moved", seconds=0.0)
+
     @property
     def public_id(self) -> str:
         """The id its user knows it by (responses, URLs, events); unique only among her sessions."""

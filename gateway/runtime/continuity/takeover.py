@@ -105,6 +105,20 @@ def _steady(machine: CallMachine) -> bool:
     )
 
 
+def _renewed_here(handover: Handover) -> bool:
+    """Whether a call a drain handed here makes before it breaks: its SIP party moved here only once the
+    client's new media arrives (`_move_sip`). A page's reattach, an HTTP API session's new offer (told
+    `web_lost` cause `moved`: `HttpSession.moved`) and a JSON-RPC peer's `offer {call_id, sdp}` once its
+    announce resumed it each bring new media from a new connection while the old one still plays. Not a
+    WHIP resource (its client cannot renew on cue), a SIP library's (never handed), a room's party, a
+    conference's call or a dialog with itself (moved at once, as after a death)."""
+    if handover.merge is not None or handover.pair is not None or handover.room is not None:
+        return False
+    if handover.websip is not None or handover.media_intact:
+        return False
+    return handover.http is None or not handover.http.whip
+
+
 class Takeovers:
     """The driver's side of calls moving between instances: their handovers, and taking them over."""
 
@@ -324,8 +338,7 @@ class Takeovers:
             return False
         runtime, user = adopted
         kept = any(part is not None for part in (handover.http, handover.rpc, handover.websip, handover.room))
-        # a page's call handed by a drain: its SIP party moved once the page is back here (make before break)
-        later = handed and not kept and handover.merge is None and handover.pair is None
+        later = handed and _renewed_here(handover)
         try:
             moving = await self._resume(runtime, handover, later=later)
         except Exception as exc:
@@ -438,6 +451,7 @@ class Takeovers:
             machine = driver.registry.get(call_id)
             session = driver.session(machine.session_id) if machine.session_id else None
             if isinstance(session, HttpSession):  # owned there now: its requests are forwarded there
+                session.moved()  # its client renews its media there, its old connection playing meanwhile
                 driver.forget_http(session)
             elif isinstance(session, PeerSink):  # a JSON-RPC peer: its client takes the call back there
                 session.forget_call(call_id)
