@@ -351,9 +351,11 @@ class Takeovers:
         driver.adopt_runtime(runtime)
         if handover.http is not None:  # its session again, under its ids: the client renews its media
             ids = handover.http
-            driver.adopt_http(
+            session = driver.adopt_http(
                 user, ids.public_id, ids.id, call_id, dial=ids.dial, api_key=ids.api_key, whip=ids.whip
             )
+            if later:  # (said here too: a client polling its session is answered from here now)
+                session.moved()
             if self.on_http_session is not None:  # owned here now (a cluster's record: forwarded here)
                 self.on_http_session(session_key(user.id, ids.public_id))
         if not kept:  # a page's: its login takes it back
