@@ -64,6 +64,11 @@ def page_address(index: int) -> str:
     return f"127.0.1.{index + 1}"
 
 
+def api_key(index: int) -> str:
+    """Page ``index``'s API key (the JSON-RPC and HTTP API pages of bench/rolling_bench.py)."""
+    return f"bench-page-key-{index:04d}-0123456789"
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -187,7 +192,13 @@ def mappings(redis_url: str, pbx: str, args: argparse.Namespace) -> list[dict[st
         }
     for mapping in found:  # a web user per page (a user has at most 5 sessions), alice's password
         mapping["users"] += [
-            {"id": f"u{i}", "sip": f"{1100 + i}", "allow_outbound": ["."], "web_secret_hash": ALICE_HASH}
+            {
+                "id": f"u{i}",
+                "sip": f"{1100 + i}",
+                "allow_outbound": ["."],
+                "web_secret_hash": ALICE_HASH,
+                "api_keys": [{"key": api_key(i), "default_dial": "2000"}],
+            }
             for i in range(args.calls)
         ]
     return found
