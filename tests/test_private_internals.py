@@ -59,6 +59,8 @@ ALLOWED: Final = {
     "gateway.media.webrtc.webrtc_leg": "the DTLS transport's role (our answer's setup attribute)",
     "gateway.media.webrtc.web_answer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
     "peer connection's CNAME, aiortc's negotiation helpers (our answer written before aiortc's)",
+    "gateway.media.webrtc.web_offer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
+    "peer connection's CNAME, configuration and SCTP syntax (our offer written before aiortc's)",
     "gateway.media.native_hooks": "pylibsrtp's binding and sessions' pointers, PyAV's encoder call "
     "(and asyncio's selector loop)",
 }

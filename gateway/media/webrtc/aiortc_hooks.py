@@ -316,7 +316,12 @@ def ice_connection(pc: RTCPeerConnection) -> Connection:
     transceivers = pc.getTransceivers()
     if not transceivers:
         raise HookError("the peer connection has no transceiver yet")
-    connection = getattr(transceivers[0].receiver.transport.transport, "_connection", None)
+    return dtls_connection(transceivers[0].receiver.transport)
+
+
+def dtls_connection(dtls: RTCDtlsTransport) -> Connection:
+    """The aioice connection under a DTLS transport (one m-line's, before BUNDLE is negotiated)."""
+    connection = getattr(dtls.transport, "_connection", None)
     if not isinstance(connection, Connection):
         raise HookError("RTCIceTransport._connection is gone")
     return connection

@@ -18,7 +18,9 @@ port; the odd one stays reserved: rtcp-mux), leased for the call, so the per-use
   ``WebLegError``): the call is refused, nothing is kept. An address that cannot be bound (gone since
   the interfaces were listed) is skipped, as aioice does.
 * ``reserve()`` leases the host pairs before gathering: a browser's call takes them before the INVITE
-  goes out, so a range without room refuses the call before the SIP side rings.
+  goes out, so a range without room refuses the call before the SIP side rings. ``reserve_for(connection)``
+  leases them for one m-line's ICE connection only (our first offer to a browser, written ahead of
+  aiortc's gathering, names each m-line's sockets: web_offer.py).
 * Ports go back when the ICE connection closes (``close`` is wrapped: the peer connection's close, a
   BUNDLE'd transport aiortc drops) and, whatever happened, at ``release()`` (the web leg's close). An
   ICE restart in place (``ice_restart``) keeps its sockets, so it leases nothing.
@@ -70,6 +72,7 @@ class _Held:
     connection: Connection | None  # None: reserved, not gathered on yet
     lease: PortLease
     transport: asyncio.BaseTransport | None = None
+    meant: Connection | None = None  # reserved for that connection's gathering (reserve_for); None: any
 
     def release(self) -> None:
         if self.transport is not None:
@@ -155,6 +158,32 @@ class IceSockets:
                 continue  # that address cannot be bound: gathering skips it too
             self._held.append(_Held(None, lease))
 
+    def reserve_for(self, connection: Connection) -> list[tuple[str, int]]:
+        """Lease the host candidates' pairs that ``connection`` (one m-line's ICE connection) will gather
+        on, and only it (an offer with a data channel has two, gathered in no set order); (address, port)
+        of each, in gathering order (web_offer.py writes them ahead). Pairs ``reserve`` took are its first.
+        ``PortAllocationError`` when the range has none; [] without a range."""
+        ports = self._ports
+        if ports is None:
+            return []
+        mine: list[_Held] = []
+        for host in gathered_hosts(self._addresses, self._loopback):
+            held = next(
+                (h for h in self._held if h.connection is None and h.meant is None and h.lease.host == host),
+                None,
+            )
+            if held is None:
+                try:
+                    held = _Held(None, ports.allocate(host, rtcp_mux=True, owner=self._owner))
+                except PortAllocationError as exc:
+                    if not isinstance(exc.__cause__, OSError):
+                        raise
+                    continue  # that address cannot be bound: gathering skips it too
+                self._held.append(held)
+            held.meant = connection
+            mine.append(held)
+        return [(held.lease.host, held.lease.rtp_port) for held in mine]
+
     def reserved(self) -> list[tuple[str, int]]:
         """(address, port) of the pairs ``reserve`` took and no gathering used yet, in gathering order:
         the host candidates the next gathering will offer (web_answer.py writes them ahead)."""
@@ -208,7 +237,7 @@ class IceSockets:
         """A pair on ``host``, reserved (``reserve``) or leased now (None: that address cannot be bound);
         ``PortsExhausted`` when the range has no free pair."""
         for held in self._held:
-            if held.connection is None and held.lease.host == host:
+            if held.connection is None and held.lease.host == host and held.meant in (None, connection):
                 held.connection = connection
                 return held
         try:

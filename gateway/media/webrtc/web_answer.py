@@ -87,7 +87,7 @@ def write_answer(
     if any(is_rtx(c) for c in codecs):
         return None  # (audio has no RTX in aiortc; were it to, its SSRC pair is aiortc's to write)
     connection = aiortc_hooks.ice_connection(pc)
-    media.ice_candidates = [_host(address, port) for address, port in hosts]
+    media.ice_candidates = [host_candidate(address, port) for address, port in hosts]
     media.ice_candidates_complete = True
     media.ice = RTCIceParameters(
         usernameFragment=connection.local_username, password=connection.local_password
@@ -97,17 +97,24 @@ def write_answer(
     role = "server" if theirs.dtls.role == "client" else "client"
     dtls = transceiver.receiver.transport
     media.dtls = RTCDtlsParameters(fingerprints=dtls.getLocalParameters().fingerprints, role=role)
+    return session("answer", [media])
+
+
+def session(kind: str, media: list[aiortc_sdp.MediaDescription]) -> str:
+    """The description of ``media`` (``kind``: offer or answer) as aiortc's createOffer and createAnswer
+    write its session level: o= from the NTP clock, msid-semantic WMS *, every m-line in BUNDLE."""
     description = aiortc_sdp.SessionDescription()
     seconds = clock.current_ntp_time() >> 32
-    description.origin = f"- {seconds} {seconds} IN IP4 0.0.0.0"  # as aiortc's createAnswer
+    description.origin = f"- {seconds} {seconds} IN IP4 0.0.0.0"
     description.msid_semantic.append(aiortc_sdp.GroupDescription(semantic="WMS", items=["*"]))
-    description.type = "answer"
-    description.media.append(media)
-    description.group.append(aiortc_sdp.GroupDescription(semantic="BUNDLE", items=[theirs.rtp.muxId]))
+    description.type = kind
+    description.media.extend(media)
+    mids: list[int | str] = [section.rtp.muxId for section in media]
+    description.group.append(aiortc_sdp.GroupDescription(semantic="BUNDLE", items=mids))
     return str(description)
 
 
-def _host(address: str, port: int) -> RTCIceCandidate:
+def host_candidate(address: str, port: int) -> RTCIceCandidate:
     """The host candidate ``IceSockets`` will gather on that socket (ice_ports.py, component 1)."""
     return candidate_from_aioice(
         Candidate(

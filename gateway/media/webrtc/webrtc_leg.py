@@ -9,6 +9,9 @@ How it works:
   and decoder (``aiortc_hooks``): ``send()`` writes SRTP to the socket at once (``DirectSender``), and
   decrypted packets come to ``on_rtp`` straight from the socket callback (``DirectReceiver``; the few
   that arrive before it starts come through the receiver tap). Payloads are never decoded or encoded.
+* A browser's first audio offer is answered, and our first offer to a browser given, before aiortc's
+  own steps (``web_answer``, ``web_offer``: on the sockets the ICE socket pool bound); those run after
+  in a task the leg's other methods wait for, and must write the same, else the leg fails.
 * Browser offers are pruned to their audio m-line for aiortc and the answer restored (``web_sdp``); with
   ``data_channel`` the offer's data channel m-line bundled with the audio is kept too, and the channels
   the browser opens carry chat text (``data_channel.ChatChannels``: ``TextReceived`` events, ``send_text``).
@@ -60,6 +63,7 @@ from gateway.media.webrtc import (
     offer_restart,
     web_answer,
     web_codecs,
+    web_offer,
     web_sdp,
 )
 from gateway.media.webrtc.data_channel import T140, ChatChannels
@@ -148,6 +152,7 @@ class WebRtcLeg:
         check_internals(aiortc_hooks.ice_connection(self._pc))  # HookError now, not once connected
         self._restart: InPlaceRestart | None = None  # made once connected: reports each new pair, restarts
         self._applying: asyncio.Task[None] | None = None  # aiortc applying an offer answered ahead
+        self._offered: str | None = None  # our first offer, given before aiortc made it (web_offer)
 
     # ------------------------------------------------------------------------------------- state
 
@@ -427,9 +432,50 @@ class WebRtcLeg:
             # the browser receives, as on those it places (issue 17).
             self._chat_offered = True
             self._chat.adopt(self._pc.createDataChannel("chat"), by="the gateway")
+        written = self._offer_ahead()
+        if written is not None:  # given now; aiortc makes and gathers it after (web_offer)
+            logger.debug("call=%s our offer to the browser is given before aiortc makes it", self._call)
+            self._offered = written
+            self._applying = self._spawn(self._make_offered(written))
+            return self.given_to_browser(web_sdp.without_empty_end(sdp.parse(written)))
         offer = await self._pc.createOffer()
         await self._gather(offer)
         return self.given_to_browser(web_sdp.without_empty_end(sdp.parse(self._pc.localDescription.sdp)))
+
+    def _offer_ahead(self) -> str | None:
+        """Our first offer (audio, and the data channel's m-line when one was opened), written before
+        aiortc makes it, on sockets the ICE socket pool bound (web_offer); None: aiortc offers first."""
+        options = self._options
+        if (
+            self.video is not None
+            or options.ice_servers
+            or options.ports is None
+            or options.certificate is None
+        ):
+            return None
+        transports = web_offer.transports(self._pc)
+        if transports is None:
+            return None
+        try:
+            hosts = [self.ice_sockets.reserve_for(aiortc_hooks.dtls_connection(t)) for t in transports]
+        except PortAllocationError:
+            return None  # the range is full: the gathering says so, as before (IceSocketsError, 503)
+        return web_offer.write_offer(self._pc, hosts)
+
+    async def _make_offered(self, written: str) -> None:
+        """aiortc's steps for an offer we gave ahead; the leg fails if they fail or if aiortc's offer is
+        not the one the browser has (it could not reach us on other sockets)."""
+        try:
+            await self._gather(await self._pc.createOffer())
+        except Exception as exc:  # aiortc raises what its code happens to raise
+            self._negotiating()
+            self._fail(IceFailed(f"the offer given could not be made: {exc!r}"))
+            return
+        theirs = self._pc.localDescription.sdp
+        if not web_answer.agrees(written, theirs):
+            logger.warning("call=%s our offer %r is not aiortc's %r", self._call, written, theirs)
+            self._negotiating()
+            self._fail(IceFailed("the offer given is not the one aiortc made"))
 
     async def _gather(self, description: RTCSessionDescription) -> None:
         """setLocalDescription, which opens the ICE sockets: no descriptor left (EMFILE), no free port pair
@@ -628,6 +674,8 @@ class WebRtcLeg:
     @property
     def local(self) -> sdp.SessionDescription | None:
         description = self._pc.localDescription
+        if description is None and self._offered is not None:  # aiortc is making the offer we gave
+            return sdp.parse(self._offered)
         return None if description is None else sdp.parse(description.sdp)
 
     def given_to_browser(self, description: sdp.SessionDescription) -> sdp.SessionDescription:
