@@ -150,6 +150,7 @@ class WebPeer:
         self._dtmf = DtmfReceiver(8000)
         self._reader: asyncio.Task[None] | None = None
         self._resampler = AudioResampler(format="s16", layout="mono", rate=rate)
+        self._shape: tuple[int, str, str] | None = None  # (rate, layout, format) the resampler was set up for
         self.recording = True
         self.texts: list[str] = []
         self.camera = PatternTrack() if camera else None
@@ -282,6 +283,11 @@ class WebPeer:
                 if not self.recording:
                     continue
                 self.heard_at = time.monotonic()
+                shape = (frame.sample_rate, frame.layout.name, frame.format.name)
+                if shape != self._shape:  # the sender changed codecs (PCMU to Opus, say), as a browser follows
+                    if self._shape is not None:
+                        self._resampler = AudioResampler(format="s16", layout="mono", rate=self.rate)
+                    self._shape = shape
                 for out in self._resampler.resample(frame):  # type: ignore[arg-type]
                     self.pcm.frombytes(bytes(out.planes[0])[: 2 * out.samples])
         except (MediaStreamError, asyncio.CancelledError):

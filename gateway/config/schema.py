@@ -33,6 +33,7 @@ from gateway.config.values import (
     DtmfMode,
     FloatRange,
     FollowRedirects,
+    G711ToWeb,
     HostPort,
     IntRange,
     IPAddress,
@@ -345,6 +346,9 @@ class CodecsSection:
     sip: tuple[Codec, ...] = (Codec.PCMU, Codec.PCMA, Codec.G722, Codec.OPUS)
     webrtc: tuple[Codec, ...] = (Codec.OPUS, Codec.PCMU, Codec.PCMA, Codec.G722)
     telephone_event: bool = True  # offer audio/telephone-event (RFC 4733) on both legs
+    # a G.711 phone heard by a browser that has Opus too: auto (per call, from the phone leg's loss) |
+    # forward (G.711 passed through: the browser conceals) | transcode (to Opus: the gateway conceals)
+    g711_to_web: G711ToWeb = G711ToWeb.AUTO
     # video passed through (never decoded) between browsers and SIP video phones; empty: audio only
     video: tuple[VideoCodec, ...] = ()
 

@@ -79,6 +79,17 @@ def parse_opus_fec(value: object) -> OpusFec:
     raise ValueError(f"expected auto, on or off, got {value!r}")
 
 
+class G711ToWeb(enum.StrEnum):
+    """Who conceals a G.711 phone's lost packets for a browser that has Opus as well
+    (gateway/media/codecs/conceal_choice.py): chosen per call from the phone leg's loss (``auto``), the
+    browser (``forward``: G.711 passed through), or the gateway (``transcode``: to Opus after our
+    concealment)."""
+
+    AUTO = "auto"
+    FORWARD = "forward"
+    TRANSCODE = "transcode"
+
+
 class FollowRedirects(enum.StrEnum):
     """Which 3xx redirects of an outbound call are followed (gateway/calls/setup/redirects.py)."""
 

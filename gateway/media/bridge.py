@@ -56,6 +56,7 @@ from gateway.media.codecs.codec_choice import LegCodecs
 from gateway.media.codecs.comfort_fill import ComfortFill
 from gateway.media.codecs.dtmf import DTMF_RELAY, format_dtmf_relay, parse_info_body
 from gateway.media.codecs.dtmf_player import DtmfPlayer
+from gateway.media.conceal_steer import ConcealSteer, with_opus
 from gateway.media.errors import DtmfError, MediaError
 from gateway.media.events import (
     CodecChosen,
@@ -117,6 +118,12 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._to_sip = MediaPath("web->sip", call_id=self._call, on_skip=self._sip.forget_numbering)
         self._to_web = MediaPath("sip->web", call_id=self._call, on_skip=self._web_renumber)
         self._sip.forwarded_lost = lambda: self._to_sip.lost - self._to_sip.recovered  # gaps the phone sees
+        # a G.711 phone's audio to a browser that has Opus too: passed through, or ours concealed and
+        # transcoded, per call (codecs.g711_to_web; gateway/media/conceal_steer.py)
+        self._conceal = ConcealSteer(
+            settings.g711_to_web, call_id=self._call, clock=self._clock, counters=self._phone_counters,
+            changed=self._configure_paths,
+        )  # fmt: skip
         self._web_offer: sdp.SessionDescription | None = None  # the browser's, when it called
         self._sip_offer_codecs: list[sdp.Codec] | None = None  # our first SIP offer's, of the browser's
         self._sip_offer: sdp.SessionDescription | None = None  # the SIP side's, when it called
@@ -301,6 +308,13 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         if self.fast_lane is not None and self._state is BridgeState.ACTIVE:
             self.fast_lane.update()
 
+    def _phone_counters(self) -> tuple[int, int, int]:
+        """The phone leg's packets received, lost and loss events so far (the fast lane's accounted)."""
+        if self.fast_lane is not None:
+            self.fast_lane.account()
+        path = self._to_web
+        return path.received, path.lost, path.gaps
+
     def _fill_codec(self) -> tuple[str, int] | None:
         sip = self._sip.negotiated
         return (sip.codec.name, sip.codec.payload_type) if sip is not None else None
@@ -329,8 +343,9 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         sip = self._sip.negotiated
         web = choice.first_common([sip.codec] if sip is not None else [], web_usable) or web_usable[0]
         local = await self._web.accept_offer(
-            offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+            offer, [*with_opus(web, web_usable, self._conceal.mode), *choice.WEB_EVENTS], self._video_codecs()
         )
+        self._conceal.restart()
         if text_ours and self.text is not None:
             self._web.open_t140(self.text.adopt)  # on the data channel line just answered
         self._web_answer = sdp.write(self._for_browser(local))
@@ -366,7 +381,12 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             return
         sip_event = sip.event if self.settings.forward_web_dtmf else None  # dtmf_mode info: INFO only
         self._to_sip.configure(web.incoming, sip.codec, sip_event, sip.packet_ms)
-        self._to_web.configure(sip.incoming, web.codec, web.event)
+        to_web = self._conceal.out_codec(web, sip, steerable=self._mixing is None)
+        self._to_web.configure(sip.incoming, to_web, web.event_for(to_web))
+        own = to_web is web.codec  # (else the browser's Opus while we conceal a G.711 phone's losses)
+        self._web.direct_sender.select(
+            None if own else to_web.payload_type, to_web.clock_rate, opus=to_web.name.lower() == "opus"
+        )
         held = self._local_hold  # the web user holds: nothing either way (the held party hears silence)
         self._to_sip.enabled = not held and web.direction.receives and sip.direction.sends
         if not self._to_sip.enabled:
@@ -377,8 +397,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         if self.video is not None:
             self.video.to_sip.enabled = self.video.to_web.enabled = not held
         self._watch_web()
-        transcoding = not same_codec(web.codec, sip.codec)
-        chosen = CodecChosen(web=_name(web.codec), sip=_name(sip.codec), transcoding=transcoding)
+        transcoding = not same_codec(web.codec, sip.codec) or not same_codec(to_web, sip.codec)
+        chosen = CodecChosen(web=_name(to_web), sip=_name(sip.codec), transcoding=transcoding)
         if chosen != self._chosen:
             self._chosen = chosen
             logger.info("call=%s codecs web %s, sip %s, transcoding %s", self._call, chosen.web,
@@ -591,6 +611,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             closed()
         self._web_watchdog.stop()
         self._web_presence.stop()
+        self._conceal.stop()
         await self._fill.stop()
         await self._sip_dtmf.close()
         await self._web_dtmf.close()

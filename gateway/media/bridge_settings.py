@@ -57,6 +57,9 @@ class BridgeSettings:
     sip_codecs: tuple[str, ...] = DEFAULT_SIP_CODECS
     web_codecs: tuple[str, ...] = DEFAULT_WEB_CODECS
     telephone_event: bool = True
+    # a G.711 phone's losses concealed by the browser or by us (codecs.g711_to_web: auto, forward,
+    # transcode; gateway/media/codecs/conceal_choice.py)
+    g711_to_web: str = "auto"
     # the browser's RFC 4733 events forwarded to the SIP leg as they came (sip.dtmf_mode rfc4733); False
     # (dtmf_mode info): only reported (DtmfReceived), the call sends each digit as SIP INFO, once
     forward_web_dtmf: bool = True
@@ -168,6 +171,7 @@ def settings_from_config(
         sip_codecs=usable_sip_codecs([c.value for c in config.codecs.sip]),  # G729 when libbcg729 loads
         web_codecs=tuple(c.value for c in config.codecs.webrtc),
         telephone_event=config.codecs.telephone_event,
+        g711_to_web=config.codecs.g711_to_web.value,
         forward_web_dtmf=config.sip.dtmf_mode is DtmfMode.RFC4733,
         video_codecs=tuple(c.value for c in config.codecs.video),
         ice_servers=ice_servers_from_config(config.ice.gateway),

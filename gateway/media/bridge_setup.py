@@ -19,6 +19,7 @@ from typing import Any
 import sdp
 from gateway.media.bridge_state import BridgeError, BridgeFields, BridgeState
 from gateway.media.codecs import codec_choice as choice
+from gateway.media.conceal_steer import with_opus
 from gateway.media.webrtc.web_sdp import audio_section, narrowband_hint, prune_offer
 
 logger = logging.getLogger("gateway.media.bridge")
@@ -139,8 +140,9 @@ class SetupOffers(BridgeFields):
             self.video.attach(self._web)
         elif self.video is not None:
             self.video.close()  # answered before the SIP side (answer_web_first), or refused there
+        audio = with_opus(web, web_usable, self.settings.g711_to_web)  # Opus: ours to send (conceal_steer)
         local = await self._web.accept_offer(
-            self._web_offer, [choice.known(web.name), *choice.WEB_EVENTS], self._video_codecs()
+            self._web_offer, [*audio, *choice.WEB_EVENTS], self._video_codecs()
         )
         self._web_answer = sdp.write(narrowband_hint(local, preferred))
         self._apply_web(web_section, audio_section(local)[1], answering=True)

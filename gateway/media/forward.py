@@ -134,6 +134,7 @@ class MediaPath:
         self._packetizer: Packetizer | None = None  # when the output leg wants other packet times
         self.received = self.forwarded = self.lost = self.dropped = self.transcoded = self.digits = 0
         self.recovered = 0
+        self.gaps = 0  # loss events: runs of consecutive lost packets (their mean length: conceal_choice)
 
     def configure(
         self,
@@ -181,15 +182,12 @@ class MediaPath:
 
     @property
     def passthrough(self) -> bool:
-        """Whether every audio codec the input may send is the output codec (no transcoding)."""
+        """Whether the input's codec (the first audio codec of ``incoming``: the one its leg negotiated to
+        send) is the output codec (no transcoding). Others it may send are transcoded if they come: a
+        browser answered G.711 then Opus sends G.711 (Opus is ours to send it: conceal_steer.py)."""
         out = self._out
-        audio = [c for c in self._in.values() if _audio(c)]
-        return (
-            out is not None
-            and self._packetizer is None
-            and bool(audio)
-            and all(same_codec(c, out) for c in audio)
-        )
+        first = next((c for c in self._in.values() if _audio(c)), None)
+        return out is not None and self._packetizer is None and first is not None and same_codec(first, out)
 
     def codec_pairs(self) -> frozenset[str]:
         """ "input>output" lower-case codec names of the audio this direction may transcode."""
@@ -261,6 +259,7 @@ class MediaPath:
         self.forwarded += snap.forwarded
         self.transcoded += snap.transcoded
         self.lost += snap.lost
+        self.gaps += snap.gaps
         self.dropped += snap.late + snap.malformed
         self.recovered += snap.recovered
         if snap.last_seq >= 0:
@@ -568,4 +567,5 @@ class MediaPath:
                 return  # duplicate or late
             if gap < _MAX_GAP:
                 self.lost += gap - 1
+                self.gaps += gap > 1
         self._last_seq[ssrc] = seq

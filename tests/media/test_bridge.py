@@ -164,7 +164,11 @@ async def test_web_answered_first_then_phone_picks_our_first_codec(ports: RtpPor
         offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
         web_answer = await call.bridge.answer_web_first()
         assert await call.bridge.answer_web_first() == web_answer  # asked twice: the same answer
-        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == ["PCMU"]
+        # PCMU, which the browser sends; Opus after it is ours to send the phone in (codecs.g711_to_web)
+        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == [
+            "PCMU",
+            "opus",
+        ]
         await call.web.accept(web_answer)
         await call.connected()  # ICE and DTLS up while the INVITE would still ring
         assert call.bridge.state.value == "awaiting-sip-answer" and not call.of_type(CodecChosen)
@@ -212,7 +216,11 @@ async def test_web_answered_before_our_sip_offer_is_made(ports: RtpPortAllocator
         with pytest.raises(BridgeError, match="answer_from_sip"):  # no SIP offer out: no SIP answer
             await call.bridge.answer_from_sip("v=0\r\n")
         web_answer = await call.bridge.answer_web_first()
-        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == ["PCMU"]
+        # PCMU, which the browser sends; Opus after it is ours to send the phone in (codecs.g711_to_web)
+        assert [c.name for c in sdp.parse(web_answer).media[0].codecs if not c.is_telephone_event] == [
+            "PCMU",
+            "opus",
+        ]
         offer = sdp.parse(await call.bridge.sip_offer())
         assert call.bridge.state.value == "awaiting-sip-answer" and offer.media[0].port == leased
         assert offer.media[0].codecs[0].name == "PCMU"

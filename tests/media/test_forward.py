@@ -110,6 +110,9 @@ def test_same_codec_is_forwarded_untouched_and_loss_is_counted() -> None:
     assert first[0].payload == payload and first[0].payload_type is None and first[0].marker
     assert (second[0].timestamp - first[0].timestamp) % 2**32 == 480
     assert path.passthrough and path.stats().lost == 2 and path.stats().transcoded == 0
+    assert path.gaps == 1  # one loss event of two packets (conceal_choice reads their mean length)
+    path.feed(5, 105, 1640, 0, False, payload, 0.08)  # 104 lost
+    assert (path.lost, path.gaps) == (3, 2)
 
 
 def test_forward_audio_is_feed_for_pass_through_audio_and_declines_the_rest_uncounted() -> None:

@@ -46,15 +46,27 @@ async def test_a_browser_call_transcoded_to_pcmu_is_answered_with_8_khz_hints() 
         await call.close()
 
 
-async def test_no_hint_when_the_phone_takes_opus_or_the_browser_pcmu() -> None:
-    for web_codecs, sip_codec in ((("opus",), "opus"), (("PCMU", "opus"), "PCMU")):
-        call = Call(allocator(), web_codecs=web_codecs, sip_codec=sip_codec)
-        try:
-            answer = await browser_calls(call)
-            parameters = opus_parameters(answer) or {}
-            assert "maxplaybackrate" not in parameters, (web_codecs, sip_codec, answer)
-        finally:
-            await call.close()
+async def test_no_hint_when_the_phone_takes_opus() -> None:
+    call = Call(allocator(), web_codecs=("opus",), sip_codec="opus")
+    try:
+        answer = await browser_calls(call)
+        parameters = opus_parameters(answer) or {}
+        assert "maxplaybackrate" not in parameters, answer
+    finally:
+        await call.close()
+
+
+async def test_a_browser_passing_pcmu_through_gets_opus_second_with_the_phones_band() -> None:
+    """The browser sends the phone's PCMU (first in our answer); the Opus after it is ours to send the
+    phone's audio in (codecs.g711_to_web), and were the browser to send Opus it would become PCMU: 8 kHz."""
+    call = Call(allocator(), web_codecs=("PCMU", "opus"), sip_codec="PCMU")
+    try:
+        answer = await browser_calls(call)
+        names = [c.name for c in sdp.parse(answer).media[0].codecs if not c.is_telephone_event]
+        assert names == ["PCMU", "opus"], answer
+        assert (opus_parameters(answer) or {}).get("maxplaybackrate") == "8000", answer
+    finally:
+        await call.close()
 
 
 async def test_a_pbx_call_offers_the_browser_the_phones_band() -> None:

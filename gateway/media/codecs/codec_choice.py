@@ -219,3 +219,13 @@ class LegCodecs:
         event = (same_rate or list(events))[0] if events else None
         incoming = {c.payload_type: c for c in [*codecs, *events, *redundancy]}
         return cls(codecs[0], MappingProxyType(incoming), event, direction, packet_ms)
+
+    def event_for(self, codec: Codec) -> Codec | None:
+        """The telephone-event to send beside ``codec`` (the leg's own, or another it negotiated: the one
+        at ``codec``'s clock rate, RFC 4733 §2.1, else the leg's)."""
+        if codec == self.codec:
+            return self.event
+        same = (
+            c for c in self.incoming.values() if c.is_telephone_event and c.clock_rate == codec.clock_rate
+        )
+        return next(same, self.event)

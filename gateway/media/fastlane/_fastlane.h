@@ -117,6 +117,7 @@ typedef struct {
     int32_t last_seq;              /* forward.MediaPath._count_loss of the lane's source, -1: none */
     uint64_t packets, forwarded, transcoded, lost, sent, octets, late;
     uint64_t recovered, malformed; /* RFC 2198: lost packets restored from RED, malformed RED dropped */
+    uint64_t gaps;                 /* loss events: runs of consecutive lost packets (MediaPath.gaps) */
     uint32_t last_ts, last_mapped, last_out_ts;
     uint8_t last_pt;
     double last_arrival, last_departure;

@@ -656,7 +656,7 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
     }
     memcpy(&t, live, sizeof t);
     live->packets = live->forwarded = live->transcoded = live->lost = live->sent = live->octets = live->late = 0;
-    live->recovered = live->malformed = 0;
+    live->recovered = live->malformed = live->gaps = 0;
     live->latency_count = 0;
     live->rx.restarted = 0;
     live->armed_from.len = 0;
@@ -685,13 +685,14 @@ static PyObject *link_snapshot(Link *self, PyObject *args) {
             return NULL;
         }
     }
-    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKKkkN)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
+    return Py_BuildValue("(KKKKKKkBkdkLkdiNONKKKkkNK)", (unsigned long long)t.packets, (unsigned long long)t.forwarded,
                          (unsigned long long)t.transcoded, (unsigned long long)t.lost, (unsigned long long)t.sent,
                          (unsigned long long)t.octets, (unsigned long)t.rx_ssrc, t.last_pt, (unsigned long)t.last_ts,
                          t.last_arrival, (unsigned long)t.last_mapped, next_ts, (unsigned long)t.last_out_ts,
                          t.last_departure, t.last_seq, reception, t.rx.restarted ? Py_True : Py_False, samples,
                          (unsigned long long)t.late, (unsigned long long)t.recovered,
-                         (unsigned long long)t.malformed, anchor_in, anchor_out, armed_from);
+                         (unsigned long long)t.malformed, anchor_in, anchor_out, armed_from,
+                         (unsigned long long)t.gaps);
 }
 
 static PyObject *link_get_closed(Link *self, void *closure) { return PyBool_FromLong(self->core == NULL); }
@@ -759,7 +760,8 @@ static PyMethodDef link_methods[] = {
      "snapshot(which[, latency]) -> None when lane which forwarded nothing since the last snapshot, else "
      "(packets, forwarded, transcoded, lost, sent, octets, ssrc, last pt, last ts, last arrival, last mapped ts, "
      "next frame ts or -1, last output ts, last departure, last seq, receive statistics (ReceptionState), "
-     "restarted, latency samples (native doubles) or None, late, recovered from RED, malformed RED dropped); "
+     "restarted, latency samples (native doubles) or None, late, recovered from RED, malformed RED dropped, "
+     "anchor in, anchor out, armed from, loss events: runs of lost packets); "
      "counts since the last snapshot. A snapshot of a "
      "disarmed lane hands the receive statistics back to Python (arm() imports them again)."},
     {"close", (PyCFunction)link_close, METH_NOARGS, "Stop reading the sockets (idempotent; no item of it after)."},

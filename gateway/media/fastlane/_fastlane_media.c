@@ -143,8 +143,10 @@ static void tally_packet(Engine *e, Lane *lane, const Rtp *r, double now, int se
     if (t->last_seq >= 0) { /* forward.MediaPath._count_loss */
         int32_t gap = ((int32_t)r->seq - t->last_seq) & 0xFFFF;
         if (gap != 0 && gap <= 0x8000) {
-            if (gap < MAX_DROPOUT)
+            if (gap < MAX_DROPOUT) {
                 t->lost += (uint64_t)(gap - 1);
+                t->gaps += gap > 1;
+            }
             t->last_seq = r->seq;
         }
     } else {

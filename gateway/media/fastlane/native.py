@@ -84,6 +84,7 @@ class Snapshot(NamedTuple):
     anchor_in: int = 0  # the lane's timestamp anchors (a lane armed by its first packet: that packet's)
     anchor_out: int = 0
     armed_from: Address | None = None  # a primed lane armed since: where its first packet came from
+    gaps: int = 0  # loss events (``lost`` in runs of consecutive sequence numbers): MediaPath.gaps
 
 
 class VideoSnapshot(NamedTuple):

@@ -121,7 +121,21 @@ class DirectSender:
         self.red_mode = "auto"
         self._previous: red.RedBlock | None = None  # the last audio payload, redundant in the next RED
         self._opus = False  # the sender's codec is Opus
+        # (payload type, clock rate, Opus?) of the first codec negotiated (aiortc's), and of another
+        # negotiated one the bridge sends in instead (``select``: a G.711 phone transcoded, conceal_steer)
+        self._bound: tuple[int | None, int, bool] | None = None
+        self._selected: tuple[int | None, int, bool] | None = None
         aiortc_hooks.on_receiver_report(sender, self._reported)
+
+    def select(self, payload_type: int | None, clock_rate: int = 8000, *, opus: bool = False) -> None:
+        """Send audio in this negotiated payload type from now on (None: the first negotiated one)."""
+        self._selected = (payload_type, clock_rate, opus) if payload_type is not None else None
+        self._use_codec()
+
+    def _use_codec(self) -> None:
+        codec = self._selected or self._bound
+        if codec is not None and self._bound is not None:  # (not before the sender started: ``started``)
+            self._audio_pt, self._clock_rate, self._opus = codec
 
     @property
     def red_active(self) -> bool:
@@ -190,9 +204,8 @@ class DirectSender:
             raise HookError("the audio's SRTP stream allows repeated indices (not the transport guarded)")
         if self._sender.kind != "audio" and self.guard is None:
             self.guard = SendGuard()
-        self._clock_rate = codec.clockRate
-        self._audio_pt = codec.payloadType
-        self._opus = codec.mimeType.lower() == "audio/opus"
+        self._bound = (codec.payloadType, codec.clockRate, codec.mimeType.lower() == "audio/opus")
+        self._use_codec()
 
     def send(
         self,
