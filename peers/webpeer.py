@@ -280,7 +280,7 @@ class WebPeer:
         try:
             while True:
                 frame = await track.recv()
-                if not self.recording:
+                if not self.recording or not isinstance(frame, AudioFrame):
                     continue
                 self.heard_at = time.monotonic()
                 shape = (frame.sample_rate, frame.layout.name, frame.format.name)
@@ -288,7 +288,7 @@ class WebPeer:
                     if self._shape is not None:
                         self._resampler = AudioResampler(format="s16", layout="mono", rate=self.rate)
                     self._shape = shape
-                for out in self._resampler.resample(frame):  # type: ignore[arg-type]
+                for out in self._resampler.resample(frame):
                     self.pcm.frombytes(bytes(out.planes[0])[: 2 * out.samples])
         except (MediaStreamError, asyncio.CancelledError):
             pass
