@@ -45,10 +45,15 @@ Chromium's own jitter buffer and concealment (NetEq), what a user hears. Only ph
 browser column: web -> phone ends at a phone, whose ideal receiver is above. ``--chromium-codecs
 opus,g711`` (issue 66 item 3) adds a second Chromium call per cell and box whose page offers PCMU only: a
 G.711 phone's audio passed through to Chromium, whose NetEq conceals its losses, beside the box's
-transcoding to Opus (``opus``: the page offers Opus and RED, as Chrome does for voice).
+transcoding to Opus (``opus``: the page offers Opus and RED, as Chrome does for voice). ``auto`` adds a
+call whose page makes Chromium's own offer, every codec it has, as any browser does: the box chooses (ours
+per call, from the phone leg's losses: ``codecs.g711_to_web``, gateway/media/conceal_steer.py), and
+``--phone-lead 4`` lets that choice settle before the speech, as it has for all but a real call's first
+seconds (every Chromium column then starts its recording with the speech).
 
 Run: python bench/quality_bench.py [--runs 1] [--cells clean,loss2,...] [--boxes ours,rtpengine] [--no-chromium]
-     [--sender aiortc|chrome] [--codec pcmu|g722|opus] [--chromium-codecs opus,g711] [--no-aiortc]
+     [--sender aiortc|chrome] [--codec pcmu|g722|opus] [--chromium-codecs opus,g711,auto] [--no-aiortc]
+     [--phone-lead SECONDS]
      (needs espeak-ng, sox, rtpengine: make bench-deps; pesq, numpy: pip install -e '.[bench]')
 """
 
@@ -248,6 +253,8 @@ class Result:
         math.nan
     )  # the phone's G.711 passed through to Chromium (--chromium-codecs g711)
     g711_chromium_to_phone: float = math.nan
+    to_chromium_auto: float = math.nan  # Chromium's own offer, the box choosing (--chromium-codecs auto)
+    auto_chromium_to_phone: float = math.nan
 
 
 def chrome_fec_loss(cell: Impairment) -> int:
@@ -311,13 +318,14 @@ class Heard:
 
 async def chromium_call(
     box: Box, cell: Impairment, reference: Any, context: Any, codec: PhoneCodec = PHONE["pcmu"],
-    wideband: Any = None, offers: tuple[str, ...] | None = None,
+    wideband: Any = None, offers: tuple[str, ...] | None = None, lead: float = 0.0,
 ) -> Heard:  # fmt: skip
     """A real Chromium's call through ``box``, both legs impaired as in ``one_call``: its fake microphone's
     speech at the phone, the phone's speech as Chromium plays it, and whether the answer kept Chromium's
     red (RFC 2198: Chromium then sends RED around Opus). ``offers``: the mime types the page offers
     (quality_chromium.OPUS by default); ``wideband``: the 16 kHz reference the phone then speaks (and
-    Chromium's microphone plays: ``context`` made with it), Chromium recording at 16 kHz."""
+    Chromium's microphone plays: ``context`` made with it), Chromium recording at 16 kHz; ``lead``: seconds
+    of silence the phone sends before its speech, Chromium recording from the speech on."""
     from quality_chromium import LEAD, OPUS, ChromiumPeer
 
     web_relay = await ImpairRelay(cell).start()
@@ -334,9 +342,13 @@ async def chromium_call(
         answer, box_web = point_candidates(answer, web_relay.a)
         web_relay.towards(box=box_web)
         await peer.accept(answer)
-        await peer.record()
+        recording = [] if lead > 0 else [asyncio.ensure_future(peer.record())]
         # the microphone's speech began LEAD s after offer(): the phone plays on until it is over
-        await phone.play(wideband if wideband is not None else reference, phone_relay.a, TAIL + LEAD)
+        await phone.play(
+            wideband if wideband is not None else reference, phone_relay.a, TAIL + LEAD, lead,
+            lambda: recording.append(asyncio.ensure_future(peer.record())),
+        )  # fmt: skip
+        await asyncio.gather(*recording)
         heard = await peer.stop()
         await box.hangup()
     finally:
@@ -368,7 +380,7 @@ def ratio(ours: float, theirs: float) -> float:
 
 async def measure(
     box: Box, cell: Impairment, reference: Any, sender: str, codec: PhoneCodec, wideband: Any, context: Any,
-    offers: set[str], aiortc: bool = True,
+    offers: set[str], aiortc: bool = True, lead: float = 0.0,
 ) -> Result:  # fmt: skip
     """One cell's calls through ``box``: the aiortc one (``one_call``; unless not ``aiortc``), then
     Chromium's when ``context``, one per page offer in ``offers`` (``opus``: Opus and RED; ``g711``: PCMU
@@ -378,7 +390,7 @@ async def measure(
     if aiortc:
         r = await one_call(box, cell, reference, sender, codec, wideband)
     if context is not None and "opus" in offers:
-        h = await chromium_call(box, cell, reference, context, codec, wideband)
+        h = await chromium_call(box, cell, reference, context, codec, wideband, lead=lead)
         r = dataclasses.replace(
             r, to_chromium=h.heard, chromium_to_phone=h.sent, red=h.red, to_chromium_wb=h.heard_wb,
             chromium_to_phone_wb=h.sent_wb, lost=r.lost if aiortc else h.lost,
@@ -386,14 +398,21 @@ async def measure(
     if context is not None and "g711" in offers:
         from quality_chromium import G711
 
-        h = await chromium_call(box, cell, reference, context, codec, None, G711)
+        h = await chromium_call(box, cell, reference, context, codec, None, G711, lead)
         r = dataclasses.replace(
             r, to_chromium_g711=h.heard, g711_chromium_to_phone=h.sent, lost=r.lost if r.lost != (0, 0) else h.lost
+        )  # fmt: skip
+    if context is not None and "auto" in offers:
+        from quality_chromium import ALL
+
+        h = await chromium_call(box, cell, reference, context, codec, None, ALL, lead)
+        r = dataclasses.replace(
+            r, to_chromium_auto=h.heard, auto_chromium_to_phone=h.sent, lost=r.lost if r.lost != (0, 0) else h.lost
         )  # fmt: skip
     return r
 
 
-def line(r: Result, wide: bool, g711: bool) -> str:
+def line(r: Result, wide: bool, g711: bool, auto: bool = False) -> str:
     """One call's printed row."""
     text = (
         f"{r.cell:<14}{r.box:>10}{r.to_phone:>12.2f}{r.to_web:>12.2f}{r.to_chromium:>12.2f}"
@@ -404,10 +423,14 @@ def line(r: Result, wide: bool, g711: bool) -> str:
         text += f"  WB {r.to_phone_wb:.2f} / {r.to_web_wb:.2f} Chromium {r.to_chromium_wb:.2f} / {r.chromium_to_phone_wb:.2f}"
     if g711:
         text += f"  G.711 {r.to_chromium_g711:.2f} / {r.g711_chromium_to_phone:.2f}"
+    if auto:
+        text += f"  own offer {r.to_chromium_auto:.2f} / {r.auto_chromium_to_phone:.2f}"
     return text
 
 
-def print_medians(results: list[Result], cells: list[Impairment], runs: int, spoken: str, g711: bool) -> None:
+def print_medians(
+    results: list[Result], cells: list[Impairment], runs: int, spoken: str, g711: bool, auto: bool = False
+) -> None:
     """The medians of ``results`` per cell, ours beside rtpengine with the ratio."""
 
     def median(box: str, cell: str, key: str) -> float:
@@ -442,6 +465,9 @@ def print_medians(results: list[Result], cells: list[Impairment], runs: int, spo
                 "g711_chromium_to_phone": "Chromium -> phone (PCMU)",
             }
         )
+    if auto:
+        print("\nChromium's own offer (every codec it has), the box choosing; medians, ratio as above")
+        table({"to_chromium_auto": "phone -> Chromium", "auto_chromium_to_phone": "Chromium -> phone"})
     if any(not math.isnan(r.to_phone_wb) for r in results):
         print(f"\nwideband, PESQ P.862.2 WB MOS-LQO, the phone speaking {spoken}; medians, ratio as above")
         table({
@@ -494,20 +520,21 @@ async def bench(args: argparse.Namespace) -> int:
                 f"{'cell':<14}{'box':>10}{'web->phone':>12}{'phone->web':>12}{'->Chromium':>12}"
                 f"{'Chromium->':>12}{'lost':>10}  loadavg"
                 + ("  [G.711 passed through: ->Chromium / Chromium->]" if "g711" in offers else "")
+                + ("  [Chromium's own offer: ->Chromium / Chromium->]" if "auto" in offers else "")
             )
             for run in range(args.runs):
                 for cell in cells:
                     for name in names if run % 2 == 0 else names[::-1]:
                         r = await measure(boxes[name], cell, reference, args.sender, codec, wideband,
-                                          context, offers, args.aiortc)  # fmt: skip
+                                          context, offers, args.aiortc, args.phone_lead)  # fmt: skip
                         results.append(r)
-                        print(line(r, wideband is not None, "g711" in offers), flush=True)
+                        print(line(r, wideband is not None, "g711" in offers, "auto" in offers), flush=True)
         finally:
             for box in boxes.values():
                 await box.close()
             await stack.aclose()
 
-    print_medians(results, cells, args.runs, PHONE[args.codec].name, "g711" in offers)
+    print_medians(results, cells, args.runs, PHONE[args.codec].name, "g711" in offers, "auto" in offers)
     print(f"load average {loadavg()} at the end")
     return 0
 
@@ -549,13 +576,22 @@ def main() -> int:
         "--chromium-codecs",
         default="opus",
         help="what each Chromium call's page offers, comma-separated: opus (Opus and RED: the box encodes "
-        "Opus) and g711 (PCMU only: a G.711 phone's audio passed through; --codec pcmu only)",
+        "Opus), g711 (PCMU only: a G.711 phone's audio passed through; --codec pcmu only) and auto "
+        "(Chromium's own offer, every codec it has: the box chooses, ours per call by codecs.g711_to_web)",
+    )
+    parser.add_argument(
+        "--phone-lead",
+        type=float,
+        default=0.0,
+        help="seconds of silence the phone sends before its speech in Chromium calls, recorded from the "
+        "speech on: a per-call choice (codecs.g711_to_web auto) has then settled, as in all but the first "
+        "seconds of a real call",
     )
     args = parser.parse_args()
     offers = set(args.chromium_codecs.split(","))
-    if offers - {"opus", "g711"} or ("g711" in offers and args.codec != "pcmu"):
+    if offers - {"opus", "g711", "auto"} or (offers & {"g711", "auto"} and args.codec != "pcmu"):
         parser.error(
-            f"--chromium-codecs takes opus and g711 (g711 with --codec pcmu): {args.chromium_codecs}"
+            f"--chromium-codecs takes opus, g711 and auto (g711, auto with --codec pcmu): {args.chromium_codecs}"
         )
     unknown = set(args.cells.split(",")) - set(CELLS)
     if unknown:

@@ -13,7 +13,8 @@ Receiver: the page asks for the (fake) microphone first, so that Chromium gather
 (with --allow-loopback-in-peer-connection: 127.0.0.1) instead of mDNS names a box could not resolve; it
 offers Opus (and red over Opus, as Chrome does by default: ``setCodecPreferences`` keeps only those two,
 so the box must encode Opus from the phone's PCMU, as the aiortc column), or with ``codecs=G711`` PCMU
-only (the phone's G.711 passed through: Chromium's NetEq conceals its losses), waits for gathering to
+only (the phone's G.711 passed through: Chromium's NetEq conceals its losses), or ``ALL`` its own default
+offer, every codec it has (the box chooses, as with any browser), waits for gathering to
 complete (no trickle) and returns its offer. What it receives is played by an ``<audio>`` element (Chromium
 feeds a remote stream to WebAudio only while a media element plays it) and recorded from WebAudio at 8 kHz,
 or 16 kHz for a wideband phone (an ``AudioContext`` at that rate: Chromium resamples) by a
@@ -46,6 +47,7 @@ LEAD = 2.0  # seconds of silence before the speech in the fake microphone: the c
 PAGE = "http://localhost/quality-receiver"
 OPUS = ("audio/opus", "audio/red")  # Chrome's defaults for voice: the box transcodes a G.711 phone
 G711 = ("audio/pcmu",)  # the phone's G.711 passed through to Chromium
+ALL = ()  # Chromium's own offer, every codec it has (Opus, RED, G.722, PCMU, PCMA...): the box chooses
 OFFER = """async ([rate, codecs]) => {
   const mic = await navigator.mediaDevices.getUserMedia({audio: {
     echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
@@ -54,7 +56,7 @@ OFFER = """async ([rate, codecs]) => {
   window.chunks = [];
   window.recording = false;
   const transceiver = pc.addTransceiver(mic.getAudioTracks()[0], {direction: 'sendrecv', streams: [mic]});
-  transceiver.setCodecPreferences(RTCRtpReceiver.getCapabilities('audio').codecs
+  if (codecs.length) transceiver.setCodecPreferences(RTCRtpReceiver.getCapabilities('audio').codecs
     .filter((c) => codecs.includes(c.mimeType.toLowerCase())));
   pc.ontrack = (e) => {
     const stream = e.streams[0] || new MediaStream([e.track]);

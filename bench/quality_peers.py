@@ -45,6 +45,7 @@ import re
 import struct
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -405,15 +406,22 @@ class Phone(_UdpPeer):
         else:
             self.heard.put(timestamp, self._decode(payload))
 
-    async def play(self, samples: np.ndarray[Any, np.dtype[np.int16]], to: Address, tail: float) -> None:
-        """The speech (at the codec's rate) to ``to``, a packet every 20 ms on the loop clock, then ``tail``
-        s of silence."""
+    async def play(
+        self, samples: np.ndarray[Any, np.dtype[np.int16]], to: Address, tail: float, lead: float = 0.0,
+        speaking: Callable[[], object] | None = None,
+    ) -> None:  # fmt: skip
+        """The speech (at the codec's rate) to ``to``, a packet every 20 ms on the loop clock, after
+        ``lead`` s of silence (``speaking()`` called as the speech's first packet goes), then ``tail`` s of
+        silence."""
         assert self.transport is not None
         codec = self.codec
-        padded = np.concatenate([samples, np.zeros(int(tail * codec.rate), dtype=np.int16)])
+        before = np.zeros(int(lead * 50) * codec.frame, dtype=np.int16)  # whole frames
+        padded = np.concatenate([before, samples, np.zeros(int(tail * codec.rate), dtype=np.int16)])
         loop = asyncio.get_running_loop()
         start, ssrc, ticks = loop.time(), 0x51A7E, codec.clock // 50
         for index in range(len(padded) // codec.frame):
+            if speaking is not None and index == len(before) // codec.frame:
+                speaking()
             payload = self._encode(padded[codec.frame * index : codec.frame * (index + 1)])
             marker = 0x80 if index == 0 else 0
             header = struct.pack("!BBHII", 0x80, marker | codec.payload_type, index, ticks * index, ssrc)
