@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 import time
@@ -72,19 +74,53 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Send the gateway's logs to `stream` (stderr by default) at `level`, as `fmt` ('text' or 'json')."""
+class _Handed(logging.handlers.QueueHandler):
+    """Hands each record to the writer thread as it is: only its message is made here (``%`` applied to
+    its arguments, which may change after), its format, masking and write are the thread's."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg, record.args = record.getMessage(), None
+        return record
+
+
+class Writer:
+    """Where the log records go: straight to ``handler``, or, ``queued``, to a thread that formats and
+    writes them, so that an event loop never waits on a terminal, a pipe or a disk (the CLI's gateway).
+    ``stop()`` writes what is queued and ends the thread; idempotent."""
+
+    def __init__(self, handler: logging.Handler, *, queued: bool) -> None:
+        self._listener: logging.handlers.QueueListener | None = None
+        self.handler = handler
+        if queued:
+            self._listener = logging.handlers.QueueListener(queue.SimpleQueue(), handler)
+            self.handler = _Handed(self._listener.queue)
+            self._listener.start()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "text", stream: TextIO | None = None, *, queued: bool = False
+) -> Writer:
+    """Send the gateway's logs to `stream` (stderr by default) at `level`, as `fmt` ('text' or 'json').
+    ``queued``: formatted and written by a thread of their own (``Writer``, returned: stop it at exit),
+    never on the event loop that logged them (a slow terminal, pipe or disk)."""
     install_record_factory()  # `call` and `sip_call_id` on the records of a call's lines
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
+    writer = Writer(handler, queued=queued)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(writer.handler)
     root.setLevel(level.upper())
     # aiohttp's access log and aioice's per-check chatter are noise at INFO.
     logging.getLogger("aiohttp.access").setLevel(max(root.level, logging.WARNING))
     logging.getLogger("aioice").setLevel(max(root.level, logging.WARNING))
+    return writer
 
 
 class RateLimit:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -88,3 +89,44 @@ def test_secrets_quoted_by_a_debug_line_are_masked(fmt: str, restore_root: None)
     for secret in ("4HpIvvApUFxtIYq6GrjnZj", "NzB4d1BINUAvLEw6", "hunter2", "YWxpY2U6aHVudGVyMg"):
         assert secret not in text, text
     assert "ice-pwd:***" in text and "inline:***" in text and "Jy7E" in text  # the ufrag is not a secret
+
+
+class _Stream(io.StringIO):
+    """A stream that notes which thread wrote each line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[str] = set()
+
+    def write(self, text: str) -> int:
+        self.writers.add(threading.current_thread().name)
+        return super().write(text)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_queued_lines_are_written_by_a_thread_of_their_own_in_the_same_format(
+    fmt: str, restore_root: None
+) -> None:
+    """The CLI's gateway (issue 64 item 4): its event loop never formats nor writes a line; the lines
+    are those the direct handler writes, with the arguments' values as they were when logged."""
+    direct, queued = io.StringIO(), _Stream()
+    mutable = ["before"]
+    configure_logging("INFO", fmt, direct)
+    logging.getLogger("gateway.test").info("call=%s state %s", "c1", mutable)
+    writer = configure_logging("INFO", fmt, queued, queued=True)
+    try:
+        logging.getLogger("gateway.test").info("call=%s state %s", "c1", mutable)
+        mutable[0] = "after"
+    finally:
+        writer.stop()
+        writer.stop()  # idempotent
+
+    def messages(out: io.StringIO) -> list[str]:  # all but the time
+        lines = out.getvalue().splitlines()
+        if fmt == "text":
+            return [line.split(" ", 2)[2] for line in lines]
+        return [str(json.loads(line)["message"]) for line in lines]
+
+    assert messages(queued) == messages(direct) and len(messages(direct)) == 1
+    assert "before" in queued.getvalue() and "after" not in queued.getvalue()
+    assert threading.current_thread().name not in queued.writers and queued.writers, queued.writers
