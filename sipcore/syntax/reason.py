@@ -8,7 +8,7 @@ cause from a gateway to the PSTN (RFC 3326 §2, ITU-T Q.850 causes 1-127).
 `parse_reasons` reads every value of every Reason header (RFC 3326 §2: ``Reason = "Reason" HCOLON
 reason-value *(COMMA reason-value)``; one value per protocol); values it cannot read are skipped (a
 CANCEL is answered 200 whatever its Reason says, RFC 3261 §9.2). `answered_elsewhere` is the one
-question the UA asks of them.
+question the UA asks of them; ``str(value)`` writes one (the gateway's own BYEs say why, when it knows).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ class ReasonValue:
             raise BadRequest(f"Reason {self.protocol} cause out of range: {self.cause!r}")
         if len(self.text) > MAX_TEXT_CHARS:
             raise BadRequest(f"Reason text longer than {MAX_TEXT_CHARS} characters: {self.text[:40]!r}...")
+
+    def __str__(self) -> str:
+        """As a Reason header writes it (``Q.850;cause=41;text="..."``, RFC 3326 §2)."""
+        cause = f";cause={self.cause}" if self.cause is not None else ""
+        quoted = self.text.replace("\\", "\\\\").replace('"', '\\"')  # RFC 3261 §25.1 quoted-pair
+        return f"{self.protocol}{cause}" + (f';text="{quoted}"' if self.text else "")
 
     @property
     def is_sip(self) -> bool:

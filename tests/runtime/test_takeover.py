@@ -237,8 +237,9 @@ async def test_a_party_whose_room_lives_elsewhere_is_sent_there_once() -> None:
     leaves it where it is)."""
     byes: list[str] = []
 
-    async def bye() -> None:
+    async def bye(reason: object = None) -> None:
         byes.append("bye")
+        assert str(reason) == 'Q.850;cause=41;text="Call not carried on after a gateway failure"'
 
     async def sip_identity(user_id: str) -> None:
         return None

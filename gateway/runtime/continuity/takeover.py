@@ -72,6 +72,7 @@ from gateway.runtime.passthrough import HANDOVER_KIND as PASSTHROUGH
 from gateway.signaling.service import FlowSink, PeerSink, peer_family, session_key
 from gateway.sip.useragent.ua_calls import Call as SipCall
 from gateway.sip.useragent.ua_calls import CallState as SipCallState
+from sipcore.syntax.reason import ReasonValue
 
 if TYPE_CHECKING:
     from gateway.calls.machine import CallMachine
@@ -91,6 +92,9 @@ OVERLAP_MAX: Final = 8.0
 BACK_POLL: Final = 0.02  # s between looks at a bridge waiting for its browser's audio, or for its end
 PAIR_WAIT: Final = 10.0  # s the calling end of a dialog with itself waits for the answering end's takeover
 PAIR_KEEP: Final = 60.0  # s that end's outcome is kept for it
+# what the SIP party of a call no instance could carry on is told with our BYE (RFC 3326): an ISDN
+# "temporary failure", which PBXes log and map (Asterisk's hangup cause 41), not a normal clearing
+NOT_CARRIED_ON: Final = ReasonValue("Q.850", 41, "Call not carried on after a gateway failure")
 
 
 def _steady(machine: CallMachine) -> bool:
@@ -568,7 +572,7 @@ class Takeovers:
             logger.info("call=%s not told BYE after a failed takeover: %s", handover.call_id, exc)
             return False
         try:
-            await call.bye()
+            await call.bye(NOT_CARRIED_ON)
         except Exception as exc:  # the far end is gone too
             logger.info("call=%s BYE after a failed takeover: %s", handover.call_id, exc)
             if not call.ended:
@@ -660,7 +664,7 @@ class Takeovers:
         call = runtime.sip.call
         if call is not None and not call.ended:
             try:
-                await call.bye()
+                await call.bye(NOT_CARRIED_ON)
             except Exception as exc:  # the far end is gone too: nothing more to tell it
                 logger.info("call=%s BYE after a failed takeover: %s", runtime.call_id, exc)
         runtime.unrecorded = True  # the caller records it as lost

@@ -31,7 +31,7 @@ from sipcore.dialogs.reliable import wants_reliable
 from sipcore.dialogs.session_timer import SessionTimer
 from sipcore.syntax.headers import NameAddr
 from sipcore.syntax.message import Request, Response
-from sipcore.syntax.reason import parse_reasons
+from sipcore.syntax.reason import ReasonValue, parse_reasons
 from sipcore.syntax.uri import URI
 
 if TYPE_CHECKING:
@@ -228,12 +228,12 @@ class IncomingCall(Call):
         logger.info("sip_call_id=%s no PRACK: %d %s", self.call_id, status, reason)
         self.reject(status, reason)
 
-    def _on_bye(self) -> None:
+    def _on_bye(self, reasons: tuple[ReasonValue, ...] = ()) -> None:
         if self.reliable is not None:
             self.reliable.finish()
         if self.incoming.final is None and self.dialog is not None:
             self.incoming.respond(self.dialog.respond(self.request, 487))  # BYE on an early dialog
-        super()._on_bye()
+        super()._on_bye(reasons)
 
     def _stop_waiting_for_ack(self) -> None:
         if self.incoming.ack_wait is not None:

@@ -56,6 +56,7 @@ from sipcore.dialogs.session_timer import SessionTimer
 from sipcore.errors import DigestError, SIPError
 from sipcore.location.routing import Target
 from sipcore.syntax.message import Request, Response
+from sipcore.syntax.reason import ReasonValue, parse_reasons
 
 if TYPE_CHECKING:
     from gateway.sip.useragent.ua import UserAgent
@@ -362,15 +363,16 @@ class Call:
         if not self._ended:
             self._emit(Bye(by_remote=False))
 
-    async def bye(self) -> None:
-        """End the established call with BYE (RFC 3261 §15.1.1); emits ``Bye(by_remote=False)``."""
+    async def bye(self, reason: ReasonValue | None = None) -> None:
+        """End the established call with BYE (RFC 3261 §15.1.1), saying why in a Reason header when
+        given (RFC 3326); emits ``Bye(by_remote=False)``."""
         dialog = self.dialog
         if self._ended or dialog is None or dialog.state is not DialogState.CONFIRMED:
             raise CallError(f"call {self.call_id}: cannot send BYE in state {self.state.name!r}")
         self._stop_waiting_for_ack()
-        request = dialog.create_request("BYE")
+        request = dialog.create_request("BYE", headers=[("Reason", str(reason))] if reason else ())
         final, _ = await self._send(request)
-        self._emit(Bye(by_remote=False, status=final.status))
+        self._emit(Bye(by_remote=False, status=final.status, reasons=(reason,) if reason else ()))
 
     def _stop_waiting_for_ack(self) -> None:
         """Hook: an incoming call stops its 2xx retransmission."""
@@ -496,7 +498,7 @@ class Call:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))
         elif method == "BYE":
             incoming.respond(dialog.respond(request, 200))
-            self._on_bye()
+            self._on_bye(parse_reasons(request.headers.get_all("Reason")))
         elif method == "INFO" and (refusal := self.ua.info_refusal(request, self.info_packages)) is not None:
             incoming.respond(dialog.respond(request, refusal[0], headers=refusal[1]))  # RFC 6086 §4.2.2
         elif method == "INFO":
@@ -574,10 +576,10 @@ class Call:
         """(ours, theirs): a re-INVITE of ours out, one of theirs unanswered (RFC 3311 §5.2)."""
         return self._reinvite_out, self._reinvite_in is not None
 
-    def _on_bye(self) -> None:
+    def _on_bye(self, reasons: tuple[ReasonValue, ...] = ()) -> None:
         self._stop_waiting_for_ack()
         self.stop_session_timer()
-        self._emit(Bye(by_remote=True))
+        self._emit(Bye(by_remote=True, reasons=reasons))
 
     def on_ack(self, ack: Request) -> None:
         """An ACK in our dialog: the initial 2xx's (incoming calls) or a re-INVITE's."""

@@ -89,6 +89,7 @@ class Bye:
 
     by_remote: bool
     status: int = 200  # the answer to our BYE when we sent it
+    reasons: tuple[ReasonValue, ...] = ()  # the BYE's Reason header values (RFC 3326), either way
 
 
 @dataclass(frozen=True, slots=True)

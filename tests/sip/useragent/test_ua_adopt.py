@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gateway.runtime.continuity.takeover import NOT_CARRIED_ON
 from gateway.sip.useragent.ua import UASettings, UserAgent
 from gateway.sip.useragent.ua_adopt import CSEQ_LEAP, AdoptedCall
 from gateway.sip.useragent.ua_calls import Call, CallError
@@ -165,6 +166,20 @@ async def test_adopt_refuses_a_call_it_has_and_malformed_data() -> None:
         with pytest.raises(CallError, match="already"):
             b.adopt(data)  # none of the above left anything behind
         await call.bye()
+
+
+async def test_an_adopted_call_given_up_says_why_in_its_bye() -> None:
+    """A survivor that cannot carry a dead instance's call on ends it with a Reason (RFC 3326), which the
+    far end reads (here a UA of ours: its Bye event has it; a PBX logs it as its hangup cause)."""
+    async with running_ua() as a, running_ua() as peer, running_ua() as b:
+        call, theirs = await established(a, peer)
+        data = call.handover()
+        await die(a)
+        moved = b.adopt(data)
+        await moved.bye(NOT_CARRIED_ON)
+        ended = await expect(theirs, Bye)
+        assert ended.by_remote and ended.reasons == (NOT_CARRIED_ON,)
+        assert (await expect(moved, Bye)).reasons == (NOT_CARRIED_ON,)
 
 
 async def test_adopted_call_leaps_its_cseq_and_refreshes_the_target() -> None:
