@@ -332,7 +332,7 @@ async def chromium_call(
     phone_relay = await ImpairRelay(dataclasses.replace(cell, seed=cell.seed + 1000)).start()
     phone = await Phone(codec).start()
     phone_relay.towards(peer=phone.address)
-    peer = ChromiumPeer(context, 16000 if wideband is not None else RATE, offers or OPUS)
+    peer = ChromiumPeer(context, 16000 if wideband is not None else RATE, OPUS if offers is None else offers)
     try:
         offer, web_address = point_candidates(await peer.offer(), web_relay.b)
         web_relay.towards(peer=web_address)
