@@ -1,6 +1,6 @@
 """Benchmark of call setup: offer -> answer, and offer -> ICE+DTLS connected, on both web dialects.
 
-Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early]
+Run: python bench/setup_bench.py [--rates 1,10] [--seconds 10] [--hold 1] [--dialects http,ws,ws-early] [--capacity]
      [--profile] [--phases] [--port-base 40000] [--in-process] [--log-level INFO]
      (needs sipp; about a minute per dialect and rate)
 
@@ -26,6 +26,11 @@ RTCPeerConnection reports `connected`: ICE and DTLS done) p50/p99, failures, the
 per call, and /proc/loadavg. ``--profile`` runs cProfile in the gateway (CPU time of every thread) and
 prints where setup time goes; ``--phases``: bench/setup_phases.py (with the CLI, the gateway's process is
 started through ``setup_phases.py --run``, which wraps the same functions and writes its marks on exit).
+``--capacity``: the setups per second one core sustains: the gateway pinned to CPU 0, the clients on the
+others, open-loop HTTP offers (made before the run, each with ICE credentials of its own) at 2, 5, 10,
+20... calls/s for ``--seconds`` each, every call closed at its answer (its media never connects); the
+highest rate whose offer -> answer p99 stays under 50 ms with no failure, the ramp stopping at two misses
+in a row. With Janus installed (as root) bench/vs_janus.py does the same for Janus's `call` -> `accepted`.
 Targets (issue 38): offer -> answer p50 at most Janus's (about 6 ms here; bench/vs_janus.py prints both) and
 p99 <= 15 ms at 1 and 10 calls/s; offer -> connected p50 at most Janus's.
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import json
@@ -62,6 +68,12 @@ SCENARIO = SCENARIOS / "uas_basic_call.xml"
 API_KEY = "setup-bench-key-0123456789"
 SESSIONS = 4  # WebSocket sessions of alice the calls are spread over
 TARGET_P50, TARGET_P99 = 6.0, 15.0
+
+
+def port_span(args: argparse.Namespace) -> int:
+    """The gateway's RTP ports from --port-base: 1000, or 8000 for --capacity (200 setups/s, each
+    call's ports in a 2 s quarantine after it)."""
+    return 8000 if getattr(args, "capacity", False) else 1000
 
 
 def loadavg() -> str:
@@ -186,6 +198,139 @@ async def client_main(
     return {"answers": answers, "connects": connects, "failures": failures, "calls": count}
 
 
+# --- capacity: the setups per second one core sustains -------------------------------------------------
+
+CAPACITY_RATES = (2.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0, 100.0, 130.0, 160.0, 200.0)
+CAPACITY_P99 = 50.0  # ms: the highest rate whose offer -> answer p99 stays under it is the capacity
+GATEWAY_CPU = 0  # the CPU the gateway (or Janus) is pinned to; the clients take the others
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` on ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def client_cpus() -> set[int]:
+    return (os.sched_getaffinity(0) - {GATEWAY_CPU}) or {GATEWAY_CPU}
+
+
+async def offers(count: int, host: str | None = None) -> list[str]:
+    """``count`` aiortc offers (PCMU), made before the timed calls: the clients' cost is not a setup's."""
+    from peers.webpeer import WebPeer
+
+    made = []
+    for _ in range(count):
+        peer = WebPeer(1000, codecs=("PCMU",), raw=True)
+        if host is not None:  # Janus's namespace: gather on the veth end only
+            from gateway.media.webrtc import aiortc_hooks
+
+            aiortc_hooks.restrict_host_addresses(peer.pc, [host])
+        made.append(await peer.offer())
+        await peer.close()
+    return made
+
+
+def fresh(offer: str, number: int) -> str:
+    """``offer`` with ICE credentials of its own (each call's ICE agent is a new one)."""
+    lines = [
+        f"a=ice-ufrag:c{number:07d}" if line.startswith("a=ice-ufrag:") else line
+        for line in offer.split("\r\n")
+    ]
+    return "\r\n".join(lines)
+
+
+async def capacity_client(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop HTTP offers at ``rate`` for ``seconds``: each call's offer -> answer, then closed at once
+    (its media never connects: the setup is what is measured, not the clients' ICE and DTLS)."""
+    import aiohttp
+
+    from peers.web_user import WebUser
+
+    os.sched_setaffinity(0, client_cpus())
+    answers: list[float] = []
+    failures: list[str] = []
+    made = await offers(8)
+    async with WebUser(url, "alice", ALICE_SECRET) as user, aiohttp.ClientSession() as http:
+        credentials = {"Authorization": f"Bearer {user.token}"}
+
+        async def one_call(number: int) -> None:
+            body = {"sdp": {"type": "offer", "sdp": fresh(made[number % len(made)], number)}}
+            body["metadata"] = {"dial": "2000"}
+            start = time.perf_counter()
+            try:
+                async with http.post(f"{url}/webrtc/offer", json=body, headers=credentials) as response:
+                    data = await response.json()
+                answers.append(1000 * (time.perf_counter() - start))
+                if response.status != 200:
+                    failures.append(f"HTTP {response.status} {data}"[:120])
+                    return
+                close = {"session_id": data["session_id"], "reason": "bench"}
+                async with http.post(f"{url}/webrtc/close", json=close, headers=credentials):
+                    pass
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__} {exc}"[:120])
+
+        count = max(1, round(rate * seconds))
+        await asyncio.gather(*[paced(number / rate, one_call(number)) for number in range(count)])
+    return {"answers": answers, "failures": failures, "calls": count}
+
+
+def capacity_verdict(p99: float, failures: int) -> bool:
+    return p99 < CAPACITY_P99 and failures == 0
+
+
+def missed_twice(results: list[dict[str, Any]]) -> bool:
+    """The last two rates both missed (one miss alone may be another process's burst on a shared
+    core: at 10 setups/s for 5 s, p99 is the slowest of 50)."""
+    return len(results) >= 2 and not any(
+        capacity_verdict(quantiles(r["answers"])[1], len(r["failures"])) for r in results[-2:]
+    )
+
+
+async def capacity(gateway: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rates of ``CAPACITY_RATES`` (or ``--rates``) in turn, the gateway pinned to one CPU, until two
+    in a row miss (offer -> answer p99 over 50 ms, or a failure)."""
+    pin(gateway.pid, {GATEWAY_CPU})
+    results = []
+    for rate in args.rates:
+        cpu = gateway.cpu()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--capacity-client", gateway.url, str(rate), str(args.seconds),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        cpu = gateway.cpu() - cpu
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        result.update(dialect="http", rate=rate, cpu_per_call=cpu / max(1, result["calls"]), load=loadavg())
+        results.append(result)
+        report_capacity("ours", results[-1:], summary=False)
+        await asyncio.sleep(3.0)  # the calls' ports out of quarantine, the far end's dialogs ended
+        if missed_twice(results):
+            break
+    return results
+
+
+def report_capacity(box: str, results: list[dict[str, Any]], *, summary: bool = True) -> None:
+    for r in results:
+        a50, a99, amax = quantiles(r["answers"])
+        verdict = "ok" if capacity_verdict(a99, len(r["failures"])) else "MISSED"
+        print(
+            f"{box:6} one core {r['rate']:6g} setups/s  n {r['calls']:5d}  fail {len(r['failures']):4d}"
+            f"  offer->answer p50 / p99 / max {a50:8.2f} / {a99:8.2f} / {amax:8.2f} ms {verdict:6}"
+            f"  CPU s per 100 setups {100 * r['cpu_per_call']:.3f}  loadavg {r['load']}"
+        )
+        if r["failures"]:
+            print(f"        failures: {r['failures'][:3]}")
+    passed = [r["rate"] for r in results if capacity_verdict(quantiles(r["answers"])[1], len(r["failures"]))]
+    if summary:
+        print(
+            f"{box}: sustained {max(passed, default=0):g} setups/s on one core (p99 < {CAPACITY_P99:g} ms;"
+            " the highest rate that passed, the ramp stopping at two misses in a row)"
+        )
+
+
 # --- the gateway process -------------------------------------------------------------------------------
 
 
@@ -262,6 +407,10 @@ class InProcess:
     def cpu(self) -> float:
         return _cpu()
 
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
 
 class Cli:
     """``python -m gateway run -c gateway.yaml`` (the shipped file) in its own process; with ``--phases``
@@ -281,7 +430,7 @@ class Cli:
             "GATEWAY_HTTP__PORT": str(http),
             "GATEWAY_PBX__ADDRESS": far_end.address,
             "GATEWAY_MEDIA__RTP_PORTS__START": str(args.port_base),
-            "GATEWAY_MEDIA__RTP_PORTS__END": str(args.port_base + 998),
+            "GATEWAY_MEDIA__RTP_PORTS__END": str(args.port_base + port_span(args) - 2),
             "GATEWAY_STATE_DIR": str(tmp / "state"),
             # one user's calls are the load: her per-user limits (8 calls, 4 unanswered) lifted
             "GATEWAY_LIMITS__CALLS_PER_USER": "10000",
@@ -315,8 +464,12 @@ class Cli:
         await gateway_process.stop(self.process)
 
     def cpu(self) -> float:
+        return _process_cpu(self.pid)
+
+    @property
+    def pid(self) -> int:
         assert self.process is not None
-        return _process_cpu(self.process.pid)
+        return self.process.pid
 
 
 def report(results: list[dict[str, Any]]) -> None:
@@ -363,6 +516,9 @@ async def bench(args: argparse.Namespace) -> int:
         far_end = Sipp(
             Path(tmp), SCENARIO, calls=None, media_port=args.port_base + 1000 + 2 * (free_port() % 400),
             rtp_echo=True, auto_answer=True, timeout=3600,
+        ) if not args.capacity else Sipp(
+            Path(tmp), SCENARIO, calls=None, media_port=args.port_base + port_span(args),
+            rtp_echo=False, auto_answer=True, timeout=3600,
         )  # fmt: skip
         async with far_end:
             box = (InProcess if in_process else Cli)(far_end, args, Path(tmp))
@@ -370,11 +526,17 @@ async def bench(args: argparse.Namespace) -> int:
                 print(
                     f"gateway {gateway.url}, far end sipp UAS (-rtp_echo) on {far_end.address}; loadavg {loadavg()}"
                 )
-                for rate in args.rates:
+                if args.capacity:
+                    results = await capacity(gateway, args)
+                for rate in args.rates if not args.capacity else ():
                     for dialect in args.dialects:
                         results.append(await run_case(dialect, gateway, rate, args, profiler))
                         report(results[-1:])
-        report(results)
+        if args.capacity:
+            print()
+            report_capacity("ours", results)
+        else:
+            report(results)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(results))
         if args.keep_log and (Path(tmp) / "gateway.log").exists():
@@ -400,6 +562,10 @@ async def bench(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--capacity-client":
+        url, rate, seconds = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+        print(json.dumps(asyncio.run(capacity_client(url, rate, seconds))))
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         dialect, url = sys.argv[2], sys.argv[3]
         rate, seconds, hold = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
@@ -418,7 +584,9 @@ def main() -> int:
         forward: list[str] = []  # this script's, for ours
         args_iter = iter(sys.argv[1:])
         for arg in args_iter:
-            if arg in ("--rates", "--seconds"):
+            if arg == "--capacity":  # Janus's too
+                keep.append(arg)
+            elif arg in ("--rates", "--seconds"):
                 keep += [arg, next(args_iter, "")]
             elif arg.startswith(("--rates=", "--seconds=")):
                 keep.append(arg)
@@ -462,6 +630,13 @@ def main() -> int:
         default="",
         help="the gateway's logging.level (default: gateway.yaml's INFO; in process WARNING)",
     )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="the setups per second one core sustains: the gateway pinned to CPU 0, open-loop HTTP offers "
+        f"at each rate (default {','.join(f'{r:g}' for r in CAPACITY_RATES)}) until offer -> answer p99 "
+        f"reaches {CAPACITY_P99:g} ms; each call closed at its answer",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the gateway (CPU time)")
     parser.add_argument(
         "--phases", action="store_true", help="per-phase timestamps of HTTP offers (bench/setup_phases.py)"
@@ -470,7 +645,10 @@ def main() -> int:
     parser.add_argument("--json-out", help="also write the results to this file (JSON)")
     parser.add_argument("--keep-log", help="copy the gateway's log here at the end")
     parser.add_argument("--profile-out", help="also write the profile's stats to this file (pstats)")
-    return asyncio.run(bench(parser.parse_args()))
+    args = parser.parse_args()
+    if args.capacity and "--rates" not in " ".join(sys.argv):
+        args.rates = list(CAPACITY_RATES)
+    return asyncio.run(bench(args))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from setup_bench import SCENARIO, loadavg, paced, quantiles  # noqa: E402
+from setup_bench import (  # noqa: E402
+    CAPACITY_RATES,
+    GATEWAY_CPU,
+    SCENARIO,
+    _process_cpu,
+    client_cpus,
+    fresh,
+    loadavg,
+    missed_twice,
+    offers,
+    paced,
+    pin,
+    quantiles,
+    report_capacity,
+)
 
 JANUS_IP, CLIENT_IP, PREFIX = "10.231.0.1", "10.231.0.2", 24
 JANUS_IFACE, CLIENT_IFACE = "jbench0", "jbench1"
@@ -137,6 +151,14 @@ class JanusClient:
         attached = await self.post(f"/{self.session}", {"janus": "attach", "plugin": "janus.plugin.sip"})
         self.handle = attached["data"]["id"]
 
+    async def guest(self, number: int) -> None:
+        """A session, its SIP plugin handle and a guest registration (no REGISTER sent)."""
+        await self.open()
+        await self.message(
+            {"request": "register", "type": "guest", "username": f"sip:web{number}@{JANUS_IP}"}
+        )
+        await self.event("registered")
+
     async def message(self, body: dict[str, Any], jsep: dict[str, str] | None = None) -> None:
         await self.post(
             f"/{self.session}/{self.handle}",
@@ -189,11 +211,7 @@ async def janus_case(rate: float, seconds: float, far_end: str) -> dict[str, Any
         )
         janus = JanusClient(http, base)
         try:
-            await janus.open()
-            await janus.message(
-                {"request": "register", "type": "guest", "username": f"sip:web{number}@{JANUS_IP}"}
-            )
-            await janus.event("registered")
+            await janus.guest(number)
             offer = await peer.offer()
             start = time.perf_counter()
             await janus.message(
@@ -232,6 +250,57 @@ async def janus_case(rate: float, seconds: float, far_end: str) -> dict[str, Any
     return {"answers": answers, "connects": connects, "failures": failures, "calls": count}
 
 
+async def janus_capacity(rate: float, seconds: float, far_end: str) -> dict[str, Any]:
+    """Open-loop calls at ``rate``: each a session, its SIP plugin handle and a guest registration
+    (not timed), then ``call`` with an offer made beforehand -> ``accepted`` (timed), then hung up."""
+    import aiohttp
+
+    answers: list[float] = []
+    failures: list[str] = []
+    made = await offers(8, host=CLIENT_IP)
+    base = f"http://{JANUS_IP}:{JANUS_PORT}/janus"
+
+    async def one_call(http: Any, number: int) -> None:
+        janus = JanusClient(http, base)
+        try:
+            await janus.guest(number)
+            start = time.perf_counter()
+            offer = {"type": "offer", "sdp": fresh(made[number % len(made)], number)}
+            await janus.message({"request": "call", "uri": f"sip:echo@{far_end}"}, offer)
+            await janus.event("accepted")
+            answers.append(1000 * (time.perf_counter() - start))
+        except Exception as exc:  # a failed call is a figure, not the end of the run
+            failures.append(f"{type(exc).__name__} {exc}"[:160])
+        finally:
+            await janus.close()
+
+    count = max(1, round(rate * seconds))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*[paced(n / rate, one_call(http, n)) for n in range(count)])
+    return {"answers": answers, "connects": [], "failures": failures, "calls": count}
+
+
+async def janus_capacities(
+    args: argparse.Namespace, janus: subprocess.Popen[bytes], far_end: str
+) -> list[dict[str, Any]]:
+    """Janus pinned to one CPU (the clients on the others), the rates in turn until two in a row miss."""
+    pin(janus.pid, {GATEWAY_CPU})
+    os.sched_setaffinity(0, client_cpus())
+    results = []
+    for rate in args.rates:
+        cpu = _process_cpu(janus.pid)
+        result = await janus_capacity(rate, args.seconds, far_end)
+        cpu = _process_cpu(janus.pid) - cpu
+        result.update(rate=rate, load=loadavg(), cpu_per_call=cpu / max(1, result["calls"]))
+        results.append(result)
+        report_capacity("janus", results[-1:], summary=False)
+        await asyncio.sleep(3.0)
+        if missed_twice(results):
+            break
+    return results
+
+
 async def inside(args: argparse.Namespace) -> list[dict[str, Any]]:
     from peers.sipp import Sipp
 
@@ -252,9 +321,13 @@ async def inside(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print(
                     f"Janus 1.1.2 on {JANUS_IP}:{JANUS_PORT} (SIP plugin), sipp UAS -rtp_echo on {far.address}"
                 )
-                for rate in args.rates:
+                if args.capacity:
+                    results = await janus_capacities(args, janus, far.address)
+                for rate in args.rates if not args.capacity else ():
+                    cpu = _process_cpu(janus.pid)  # `ip netns exec` execs janus: its process, all threads
                     result = await janus_case(rate, args.seconds, far.address)
-                    result.update(rate=rate, load=loadavg())
+                    cpu = _process_cpu(janus.pid) - cpu
+                    result.update(rate=rate, load=loadavg(), cpu_per_call=cpu / max(1, result["calls"]))
                     results.append(result)
         finally:
             janus.terminate()
@@ -264,14 +337,18 @@ async def inside(args: argparse.Namespace) -> list[dict[str, Any]]:
                 janus.kill()
                 janus.wait()
             log.close()
+        if args.capacity:
+            print()
+            report_capacity("janus", results)
+            return results
         print(
-            f"\n{'box':7} {'calls/s':>7} {'n':>4} {'fail':>4}  {'offer->answer p50 / p99 / max ms':>33}  {'offer->connected p50 / p99 ms':>30}  loadavg"
+            f"\n{'box':7} {'calls/s':>7} {'n':>4} {'fail':>4}  {'offer->answer p50 / p99 / max ms':>33}  {'offer->connected p50 / p99 ms':>30}  CPU s/call  loadavg"
         )
         for r in results:
             a50, a99, amax = quantiles(r["answers"])
             c50, c99, _ = quantiles(r["connects"])
             print(
-                f"{'janus':7} {r['rate']:7g} {r['calls']:4d} {len(r['failures']):4d}  {a50:9.2f} / {a99:8.2f} / {amax:8.2f}        {c50:12.2f} / {c99:12.2f}  {r['load']}"
+                f"{'janus':7} {r['rate']:7g} {r['calls']:4d} {len(r['failures']):4d}  {a50:9.2f} / {a99:8.2f} / {amax:8.2f}        {c50:12.2f} / {c99:12.2f}  {r['cpu_per_call']:10.4f}  {r['load']}"
             )
             if r["failures"]:
                 print(f"        failures: {r['failures'][:3]}")
@@ -321,13 +398,18 @@ def beside(janus: list[dict[str, Any]], mine: list[dict[str, Any]]) -> None:
         rate = theirs["rate"]
         j50, j99, _ = quantiles(theirs["answers"])
         k50, k99, _ = quantiles(theirs["connects"])
-        print(f"{rate:7g} {'janus':13} {j50:11.2f} / {j99:10.2f} {'':>11}  {k50:13.2f} / {k99:11.2f}")
+        j_cpu = 100 * theirs.get("cpu_per_call", float("nan"))
+        print(
+            f"{rate:7g} {'janus':13} {j50:11.2f} / {j99:10.2f} {'':>11}  {k50:13.2f} / {k99:11.2f}"
+            f" {'':>11}   CPU s per 100 setups {j_cpu:.2f}"
+        )
         for r in (r for r in mine if r["rate"] == rate):
             a50, a99, _ = quantiles(r["answers"])
             c50, c99, _ = quantiles(r["connects"])
             print(
                 f"{'':7} {'ours ' + r['dialect']:13} {a50:11.2f} / {a99:10.2f} {a50 / j50:11.2f}"
-                f"  {c50:13.2f} / {c99:11.2f} {c50 / k50:11.2f}   loadavg {r['load']}"
+                f"  {c50:13.2f} / {c99:11.2f} {c50 / k50:11.2f}   CPU s per 100 setups"
+                f" {100 * r['cpu_per_call']:.2f}   loadavg {r['load']}"
             )
 
 
@@ -340,12 +422,27 @@ def main() -> int:
         default="",
         help="more arguments of bench/setup_bench.py for ours (e.g. '--dialects http')",
     )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="the setups per second one core sustains (setup_bench --capacity)",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--janus-ns", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.capacity and "--rates" not in " ".join(sys.argv):
+        args.rates = list(CAPACITY_RATES)
+    if args.capacity and "--capacity" not in args.ours_args:
+        args.ours_args = f"{args.ours_args} --capacity"
     if args.inside:
         theirs = asyncio.run(inside(args))
-        beside(theirs, ours(args))
+        mine = ours(args)
+        if args.capacity:
+            print("\nsetups per second on one core (open-loop HTTP offers; Janus's `call` -> `accepted`)")
+            report_capacity("janus", theirs)
+            report_capacity("ours", mine)
+        else:
+            beside(theirs, mine)
         return 0
     name = f"vsjanus{os.getpid()}"
     print(f"call setup, Janus SIP plugin vs ours; load average {loadavg()} at start")
@@ -366,6 +463,7 @@ def main() -> int:
                 "--rates",
                 ",".join(f"{r:g}" for r in args.rates),
                 f"--ours-args={args.ours_args}",
+                *(["--capacity"] if args.capacity else []),
             ]
             subprocess.run(command, check=False)
     except subprocess.CalledProcessError as exc:
