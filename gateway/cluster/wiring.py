@@ -403,9 +403,10 @@ class ClusterWiring:
 
     async def hand_off(self) -> int:
         """A drain hands every call another instance can carry on (their handovers) to the live instances
-        that are not draining, spread over them; each call one takes is released here (its page's socket
-        then closes as idle, and the page takes the call back there). How many were handed."""
-        handovers = self.driver.takeovers.handovers(libraries=False)
+        that are not draining, spread over them; each call one takes is released here (its page's socket,
+        or its SIP library's flow, then closes as idle, and the client takes the call back there). How
+        many were handed."""
+        handovers = self.driver.takeovers.handovers()
         if not handovers or self.http is None:
             return 0
         peers = [

@@ -299,12 +299,18 @@ class RenewingSink(Protocol):
 @runtime_checkable
 class FlowSink(Protocol):
     """A `SessionSink` whose browser's own dialog another instance can carry on when this one dies
-    (runtime/continuity/takeover.py): a SIP library over WebSocket (gateway/websip/takeover.py). Its
-    library renews the call's media there with a re-INVITE once it is back on a flow."""
+    (runtime/continuity/takeover.py), or takes over from this one while it drains: a SIP library over
+    WebSocket (gateway/websip/takeover.py). Its library renews the call's media there with a re-INVITE
+    once it is back on a flow."""
 
     def handover(self, call_id: str) -> dict[str, Any] | None:
         """What a survivor needs of call ``call_id``'s dialog with the browser (plain JSON); None when it
         cannot be carried on now (not answered, a change under way)."""
+        ...
+
+    def forget_call(self, call_id: str) -> None:
+        """The call goes on at another instance with the browser's dialog (a drain handed it over): no
+        longer held here, and nothing said to the browser."""
         ...
 
 

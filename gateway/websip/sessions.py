@@ -179,6 +179,24 @@ class WebSipSession:
         self._hold.taken_over(call_id, _direction(answer))  # the SIP party's hold, if it held
         self._service.spawn(self.follow(call_id, leg))
 
+    def forget_call(self, call_id: str) -> None:
+        """`FlowSink`: call ``call_id`` goes on at another instance, its dialog with the library too (a
+        drain handed it over): forgotten here without a word to the library (no BYE: the dialog is the
+        other's now), so that its flow, idle, is closed with 1012 and the library takes the call back
+        there (takeover.py)."""
+        legs: list[Call] = [*self.outgoing.pop(call_id, [])]
+        leg = self.legs.pop(call_id, None)
+        if leg is not None:
+            legs.append(leg)
+        self.ringing.pop(call_id, None)
+        self._pending.pop(call_id, None)
+        self._answers.pop(call_id, None)
+        self._video.forget(call_id)
+        self._hold.forget(call_id)
+        for dialog in legs:
+            if not dialog.ended:
+                dialog.release()  # (its follower then asks the call core, which no longer has it, to hang up)
+
     def media_renewed(self, call_id: str, offer: str, answer: str) -> str:
         """The call taken over has new web media (takeover.py): the library's ``offer``, our ``answer``."""
         self._answers[call_id] = answer

@@ -35,7 +35,11 @@ the same way, to a live instance at once (`take_over_all`; `release` forgets the
 making before it breaks for a page's call: the drained instance keeps carrying the call's media
 (`_overlap`), the taker re-INVITEs the SIP party only once the page's new connection brings its audio
 (`_move_sip`, HANDED_WAIT at most), telling the drained one first (`on_moving`: POST /cluster/moved), which
-then lets go of the media; neither the page nor the SIP party hears a gap longer than that round trip.
+then lets go of the media; neither the page nor the SIP party hears a gap longer than that round trip. A
+SIP library's call too: the drained instance forgets the library's dialog without a BYE and closes its
+idle flow with 1012; the library reconnects and REGISTERs again here (or is relayed here), our
+re-INVITE gets its new media (gateway/websip/takeover.py), and only then is the SIP party moved
+(LIBRARY_WAIT at most: the library's own reconnect timer comes first).
 
 This module imports the call layer, the runtime's own modules, the signaling's session types and the SIP
 UA; the cluster calls it through the functions it is given (gateway/cluster/wiring.py).
@@ -87,6 +91,9 @@ REINVITE_SECONDS: Final = 8.0  # the SIP party's answer to the takeover's re-INV
 # call's media on meanwhile, until the SIP party's audio stops coming there (OVERLAP_QUIET s without a
 # packet: it moved) or OVERLAP_MAX s.
 HANDED_WAIT: Final = 3.0
+# a SIP library's call: its library reconnects by itself (JsSIP after its recovery timer, 2 s at least),
+# REGISTERs again and is asked for its new media a second later (gateway/websip/takeover.py)
+LIBRARY_WAIT: Final = 6.0
 OVERLAP_QUIET: Final = 0.5
 OVERLAP_MAX: Final = 8.0
 BACK_POLL: Final = 0.02  # s between looks at a bridge waiting for its browser's audio, or for its end
@@ -113,12 +120,13 @@ def _renewed_here(handover: Handover) -> bool:
     """Whether a call a drain handed here makes before it breaks: its SIP party moved here only once the
     client's new media arrives (`_move_sip`). A page's reattach, an HTTP API session's new offer (told
     `web_lost` cause `moved`: `HttpSession.moved`) and a JSON-RPC peer's `offer {call_id, sdp}` once its
-    announce resumed it each bring new media from a new connection while the old one still plays. Not a
-    WHIP resource (its client cannot renew on cue), a SIP library's (never handed), a room's party, a
+    announce resumed it each bring new media from a new connection while the old one still plays, and so
+    does a SIP library's answer to our re-INVITE once it is back on a flow (its old ICE and DTLS still
+    playing meanwhile). Not a WHIP resource (its client cannot renew on cue), a room's party, a
     conference's call or a dialog with itself (moved at once, as after a death)."""
     if handover.merge is not None or handover.pair is not None or handover.room is not None:
         return False
-    if handover.websip is not None or handover.media_intact:
+    if handover.media_intact:
         return False
     return handover.http is None or not handover.http.whip
 
@@ -229,12 +237,10 @@ class Takeovers:
             owner[2].data if isinstance(owner[2], RoomParty) else None,
         )  # fmt: skip
 
-    def handovers(self, *, libraries: bool = True, only: Collection[str] | None = None) -> dict[str, str]:
-        """call id -> handover JSON, for each call of this instance that another could carry on. Without
-        ``libraries`` (a drain's hand-off) not the SIP libraries' calls: their flows stay open here until
-        those calls end, and their media with them (a hand-off would cut the media until the library
-        renews it, which only a takeover of a dead instance's calls needs). With ``only``: those calls'
-        (and the other end of a dialog with itself that one of them is: a pair is written whole)."""
+    def handovers(self, *, only: Collection[str] | None = None) -> dict[str, str]:
+        """call id -> handover JSON, for each call of this instance that another could carry on. With
+        ``only``: those calls' (and the other end of a dialog with itself that one of them is: a pair is
+        written whole)."""
         runtimes = self._driver.runtimes
         if only is not None:
             dialogs = {r.sip.call.call_id for r in runtimes if r.call_id in only and r.sip.call is not None}
@@ -249,7 +255,7 @@ class Takeovers:
             except Exception:  # one call's odd state must not stop the others' handovers
                 logger.exception("call=%s no handover", runtime.call_id)
                 continue
-            if handover is not None and (libraries or handover.websip is None):
+            if handover is not None:
                 made[runtime.call_id] = handover
         # both ends of a dialog with itself (a web-to-web call), each with a handover: carried on as one
         ends = Counter(str(h.sip.get("call_id")) for h in made.values() if h.room is None)
@@ -369,7 +375,9 @@ class Takeovers:
             await driver.tell_waiting(call_id)
         self._carried_on(call_id, handover)
         if moving is not None:
-            driver.spawn(self._move_sip(runtime, *moving, instance_id))
+            library = handover.websip is not None
+            wait = LIBRARY_WAIT if library else HANDED_WAIT
+            driver.spawn(self._move_sip(runtime, *moving, instance_id, wait, one_connection=library))
         self.taken += 1
         driver.steady(call_id)  # its handover written here soon: this instance may die too
         logger.warning("call=%s of instance %s taken over here", call_id, instance_id)
@@ -461,6 +469,8 @@ class Takeovers:
                 driver.forget_http(session)
             elif isinstance(session, PeerSink):  # a JSON-RPC peer: its client takes the call back there
                 session.forget_call(call_id)
+            elif isinstance(session, FlowSink):  # a SIP library: its dialog is the other's now, its flow
+                session.forget_call(call_id)  # closes as idle and its library comes back there
             driver.registry.discard(call_id)
         if runtime.sip.call is not None:
             runtime.sip.call.release()
@@ -624,14 +634,33 @@ class Takeovers:
         await media.answer_to_reoffer(result.sdp)
 
     async def _move_sip(
-        self, runtime: CallRuntime, call: SipCall, bridge: CallMedia, offer: str, instance_id: str
+        self,
+        runtime: CallRuntime,
+        call: SipCall,
+        bridge: CallMedia,
+        offer: str,
+        instance_id: str,
+        wait: float = HANDED_WAIT,
+        *,
+        one_connection: bool = False,
     ) -> None:
-        """A call a drain handed here: its SIP party re-INVITEd here once the page's new connection brings
-        the browser's audio (HANDED_WAIT at most), so that neither side hears a gap: until then the
-        drained instance carries the call's media as before."""
+        """A call a drain handed here: its SIP party re-INVITEd here once the client's new media brings
+        the browser's audio (`wait` s at most: HANDED_WAIT, LIBRARY_WAIT for a SIP library's call), so
+        that neither side hears a gap: until then the drained instance carries the call's media as
+        before. A client with `one_connection` (a SIP library: our answer goes to the RTCPeerConnection
+        that plays the drained instance's media, which it stops as it takes a new DTLS association) is
+        moved as soon as its new web leg is negotiated: the SIP party's re-INVITE then goes while the
+        browser's ICE and DTLS come up, rather than after."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + HANDED_WAIT
-        while not bridge.web_present and loop.time() < deadline and not call.ended:
+        deadline = loop.time() + wait
+        machine = runtime.machine
+
+        def back() -> bool:
+            if bridge.web_present:
+                return True
+            return one_connection and machine is not None and machine.attachment is Attachment.ATTACHED
+
+        while not back() and loop.time() < deadline and not call.ended:
             await asyncio.sleep(BACK_POLL)
         if call.ended or runtime.finished:
             return
@@ -645,7 +674,7 @@ class Takeovers:
             return
         logger.info(
             "call=%s handed here: its SIP party moved (%s)", runtime.call_id,
-            "the browser back" if bridge.web_present else f"the browser not back within {HANDED_WAIT:g} s",
+            "the browser back" if back() else f"the browser not back within {wait:g} s",
         )  # fmt: skip
 
     def _to_self(self, dialog: Mapping[str, Any]) -> dict[str, Any]:
