@@ -11,7 +11,9 @@ to gw2, and REGISTERs again; gw2's re-INVITE without an offer gets the library's
 session: Chromium makes a new DTLS association with gw2 on the same RTCPeerConnection), and only once the
 library's audio arrives there does gw2 re-INVITE the phone (make before break). Neither the library nor
 the phone hears its far end gone for 0.5 s, neither gets a BYE, and gw1 exits. Before, the drain left a
-library's call on gw1 until it ended or `cluster.drain_timeout` cut it.
+library's call on gw1 until it ended or `cluster.drain_timeout` cut it. Both ways of calling: the library
+calls the phone, or the phone calls alice and her library answers (our INVITE to it: a dialog of ours);
+a library that answered may still hear 0.9 s of silence (`ROLE_CONFLICT`).
 
 What the library hears is measured in the page: an AnalyserNode of our own on the call's remote track
 (`HOOKS`, installed before the page loads), its last 2048 samples looked at every 10 ms for the phone's
@@ -104,9 +106,31 @@ HOOKS = """(() => {
 })();""".replace("{MIC_HZ}", str(MIC_HZ)).replace("{PHONE_HZ}", str(PHONE_HZ))
 
 
-@pytest.mark.parametrize("library", LIBRARIES)
+class GapTooLong(AssertionError):
+    """A party heard nothing for GAP_MAX or longer during the hand-off."""
+
+
+# A library that answered the call keeps, in its answer to our offerless re-INVITE, the ICE session in
+# which it was the controlled agent; the taker's new web leg answers it as controlled too. The role
+# conflict is settled by the agents' random tie-breakers: in about one run in two the pair is nominated
+# only 0.9 s later (Chromium's next ping of the writable pair), else 0.2-0.3 s as when the library called.
+ROLE_CONFLICT = pytest.mark.xfail(
+    strict=False, raises=GapTooLong, reason="an ICE role conflict Chromium wins costs 0.86-0.99 s"
+)
+
+
+@pytest.mark.parametrize(
+    ("library", "placed_by"),
+    [
+        *(pytest.param(library, "library", id=f"{library}-calls") for library in LIBRARIES),
+        *(
+            pytest.param(library, "phone", id=f"{library}-answers", marks=ROLE_CONFLICT)
+            for library in LIBRARIES
+        ),
+    ],
+)
 async def test_a_sip_librarys_call_makes_before_it_breaks_when_its_instance_drains(
-    library: Library, tmp_path: Path
+    library: Library, placed_by: str, tmp_path: Path
 ) -> None:
     require_desk_phone()
     require_softphones()
@@ -132,8 +156,14 @@ async def test_a_sip_librarys_call_makes_before_it_breaks_when_its_instance_drai
                         front.url.replace("http", "ws", 1) + "/sip", "sip:alice@127.0.0.1", ALICE_SIP_PASSWORD
                     )
                     await softphone.wait_for("registered")
-                    await softphone.call("sip:2000@127.0.0.1")
-                    number = int((await phone.wait_for("incoming", timeout=15))["call"])
+                    if placed_by == "library":
+                        await softphone.call("sip:2000@127.0.0.1")
+                        number = int((await phone.wait_for("incoming", timeout=15))["call"])
+                    else:  # our INVITE to the library: its dialog is one of ours (`outgoing`)
+                        host, port = gw1.sip
+                        number = await phone.call(f"sip:1001@{host}:{port}")
+                        await softphone.wait_for("incoming", timeout=15)
+                        await softphone.answer()
                     await softphone.wait_for("confirmed")
                     await phone.wait_for("state", call=number, state="CONFIRMED")
                     await softphone.hears(PHONE_HZ)
@@ -161,9 +191,11 @@ async def test_a_sip_librarys_call_makes_before_it_breaks_when_its_instance_drai
         wav = await phone.wait_for_recording(number)
     heard = phone_gap(wav, (MIC_HZ,))
     print(
-        f"{library} drained: registered again {registered:.2f} s and the phone moved {moved:.2f} s after "
+        f"{library} ({placed_by} called) drained: registered again {registered:.2f} s and the phone moved {moved:.2f} s after "
         f"the drain; longest gap {gap:.2f} s at the library, {heard:.1f} s at the phone"
     )
-    assert gap < GAP_MAX, f"the library heard nothing for {gap:.2f} s during the hand-off"
     assert tail_has_tone(wav, MIC_HZ), "the phone did not hear the library after the hand-off"
-    assert heard < GAP_MAX, f"the phone heard nothing for {heard:.2f} s during the hand-off"
+    if gap >= GAP_MAX:
+        raise GapTooLong(f"the library heard nothing for {gap:.2f} s during the hand-off")
+    if heard >= GAP_MAX:
+        raise GapTooLong(f"the phone heard nothing for {heard:.2f} s during the hand-off")
