@@ -23,8 +23,12 @@ the SIP party, make before break). A JSON-RPC client on 1012 opens a new socket 
 announces its id again and renews its call's media with `offer {call_id, sdp}`; an HTTP API client,
 told `web_lost` cause `moved` on its session's event stream, posts a new offer with its `session_id`;
 each from a new RTCPeerConnection, the old one playing until the new one does. SIP over WebSocket
-(JsSIP, SIP.js) is not measured here: a drain does not hand those calls over. Each page samples its own tone every 20 ms from the first time it
-hears it, on either connection: the longest stretch without it is its gap. Printed: calls
+(JsSIP, SIP.js) is not measured here: a drain hands those calls over too, but the libraries run only in a
+browser (their reconnect, REGISTER and answer to an offerless re-INVITE with the same RTCPeerConnection
+are theirs: an aiortc page can renew its media only from a new connection, which would measure another
+client); tests/e2e/cluster/test_cluster_drain_websip.py measures one such call in Chromium. Each page
+samples its own tone every 20 ms from the first time it hears it, on either connection: the longest
+stretch without it is its gap. Printed: calls
 that lasted to the end with audio, the gaps (p50 / p99 / max, in all and per dialect), pages that had to give their password
 again (the token refused), the re-INVITEs the PBX saw, and /proc/loadavg.
 """
@@ -507,7 +511,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
     unknown = [d for d in arguments.dialects if d not in DIALECTS]
     if unknown:
-        parser.error(f"--dialects: {unknown} (known: {', '.join(DIALECTS)}; sipws is not measured yet)")
+        parser.error(
+            f"--dialects: {unknown} (known: {', '.join(DIALECTS)}; sipws runs only in a browser: "
+            "tests/e2e/cluster/test_cluster_drain_websip.py)"
+        )
     return arguments
 
 
