@@ -137,6 +137,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         self._browser_reoffer: tuple[sdp.SessionDescription, sdp.SessionDescription, str] | None = None
         self._local_hold = False
         self._web_side: LegCodecs | None = None
+        # the telephone-event beside what the browser is sent now (its Opus while we conceal: conceal_steer)
+        self._to_web_event: sdp.Codec | None = None
         self._chosen: CodecChosen | None = None
         self._sip_dtmf = DtmfPlayer(
             self._sip.send, lambda rate: self._to_sip.now_timestamp(self._clock(), rate)
@@ -382,7 +384,8 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         sip_event = sip.event if self.settings.forward_web_dtmf else None  # dtmf_mode info: INFO only
         self._to_sip.configure(web.incoming, sip.codec, sip_event, sip.packet_ms)
         to_web = self._conceal.out_codec(web, sip, steerable=self._mixing is None)
-        self._to_web.configure(sip.incoming, to_web, web.event_for(to_web))
+        self._to_web_event = web.event_for(to_web)  # at the clock of what the browser is sent (RFC 4733 §2.1)
+        self._to_web.configure(sip.incoming, to_web, self._to_web_event)
         own = to_web is web.codec  # (else the browser's Opus while we conceal a G.711 phone's losses)
         self._web.direct_sender.select(
             None if own else to_web.payload_type, to_web.clock_rate, opus=to_web.name.lower() == "opus"
@@ -510,10 +513,13 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
         ``DtmfError`` when a digit is unknown or the leg negotiated no telephone-event (use INFO then)."""
         leg = Leg(to)
         side = self._sip.negotiated if leg is Leg.SIP else self._web_side
-        if side is None or side.event is None:
+        event = side.event if side is not None else None
+        if leg is Leg.WEB and event is not None and self._to_web_event is not None:
+            event = self._to_web_event  # the browser may be sent Opus, not its own codec (conceal_steer.py)
+        if event is None:
             raise DtmfError(f"call={self._call} no telephone-event negotiated on the {leg.value} leg")
         player = self._sip_dtmf if leg is Leg.SIP else self._web_dtmf
-        return player.play(digits, side.event, duration_ms)
+        return player.play(digits, event, duration_ms)
 
     def dtmf_from_info(self, content_type: str, body: str | bytes) -> asyncio.Task[None]:
         """A SIP INFO DTMF body (application/dtmf-relay or application/dtmf) played to the browser."""

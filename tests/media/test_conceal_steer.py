@@ -45,10 +45,16 @@ def bursts(index: int) -> bool:  # 5 % in 100 ms bursts: five packets in every h
     return index % 100 >= 95
 
 
-async def phone_call(lost: Callable[[int], bool], seconds: float, **settings: Any) -> tuple[Call, str]:
-    """The browser (offering Opus and PCMU) calls the lossy phone, which plays for ``seconds``: the call
-    (to close) and the browser's answer."""
-    call = Call(allocator(), web_codecs=("opus", "PCMU"), **settings)
+async def phone_call(
+    lost: Callable[[int], bool],
+    seconds: float,
+    *,
+    web_codecs: tuple[str, ...] = ("opus", "PCMU"),
+    **settings: Any,
+) -> tuple[Call, str]:
+    """The browser (offering ``web_codecs``: Opus and PCMU) calls the lossy phone, which plays for
+    ``seconds``: the call (to close) and the browser's answer."""
+    call = Call(allocator(), web_codecs=web_codecs, **settings)
     call.phone = LossyPhone(lost)
     await call.phone.start()
     offer = sdp.parse(await call.bridge.offer_to_sip(await call.web.offer()))
@@ -78,7 +84,8 @@ async def test_random_loss_on_the_phones_leg_is_concealed_by_the_gateway_in_opus
     if fast and not fastlane.available():
         assert not in_ci(), "CI must build gateway.media.fastlane._fastlane (pip install -e .)"
         unavailable("gateway.media.fastlane._fastlane is not built")
-    call, answer = await phone_call(every_twentieth, 5.0, **({} if fast else {"fast_lane": None}))
+    settings: dict[str, Any] = {} if fast else {"fast_lane": None}
+    call, answer = await phone_call(every_twentieth, 5.0, **settings)
     try:
         names = [c.name for c in sdp.parse(answer).media[0].codecs if not c.is_telephone_event]
         assert names[:2] == ["PCMU", "opus"], answer  # the browser sends PCMU; Opus is ours to send
@@ -113,5 +120,21 @@ async def test_forward_and_transcode_fix_the_choice() -> None:
     try:
         assert received_types(call) == [opus_type(answer)]  # a clean leg, Opus from the first packet
         assert call.web.heard(SIP_TONE, last=1.0)
+    finally:
+        await call.close()
+
+
+async def test_dtmf_to_the_browser_goes_at_the_clock_of_the_opus_it_is_sent() -> None:
+    """A digit the gateway sends the browser (a SIP INFO from the PBX) while the phone's audio goes to it
+    as Opus: in telephone-event/48000, the audio's clock (RFC 4733 §2.1), not the PCMU's 8 kHz one."""
+    call, answer = await phone_call(every_twentieth, 5.0, web_codecs=("opus", "PCMU", "telephone-event"))
+    try:
+        assert received_types(call)[-1] == opus_type(answer)  # the gateway conceals: Opus
+        codecs = sdp.parse(answer).media[0].codecs
+        events = {c.clock_rate: c.payload_type for c in codecs if c.is_telephone_event}
+        assert set(events) == {8000, 48000}, answer
+        await call.bridge.dtmf_from_info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")
+        assert [d.digit for d in call.web.events] == ["5"]
+        assert {p.payload_type for p in call.web.event_packets} == {events[48000]}
     finally:
         await call.close()
