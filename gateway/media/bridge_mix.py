@@ -82,15 +82,18 @@ class MixPorts(BridgeFields):
         when a new web leg replaced the one lent (see the module note)."""
         self._expect("lend_to_mix", BridgeState.ACTIVE)
         self._mix_renewed = web_renewed
-        now = self._clock()
-        self._mix_base = {
-            Leg.WEB: self._to_web.now_timestamp(now), Leg.SIP: self._to_sip.now_timestamp(now),
-        }  # fmt: skip
         self._mixing = {Leg.WEB: web, Leg.SIP: sip}
         self._fill.cancel()
         self._taps[_MIX_TAP] = (lambda packet: None, lambda: None)  # keeps the fast lane unlinked
         if self.fast_lane is not None:
             self.fast_lane.unlink()
+        # the mix sends the browser its own codec: not the Opus the gateway may send it instead meanwhile
+        # (conceal_steer.py), whose clock the timeline, its digits and the sender's reports would keep
+        self._configure_paths()
+        now = self._clock()
+        self._mix_base = {
+            Leg.WEB: self._to_web.now_timestamp(now), Leg.SIP: self._to_sip.now_timestamp(now),
+        }  # fmt: skip
         logger.info(
             "call=%s legs lent to a mix (web %s, sip %s)", self._call, web is not None, sip is not None
         )

@@ -7,6 +7,7 @@ losses in bursts stay PCMU, passed through for the browser's own concealment."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 import sdp
 from gateway.media import fastlane
-from gateway.media.events import CodecChosen
+from gateway.media.events import CodecChosen, Leg
 from peers.binaries import in_ci, unavailable
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, RecordingPeer, allocator
 
@@ -136,5 +137,32 @@ async def test_dtmf_to_the_browser_goes_at_the_clock_of_the_opus_it_is_sent() ->
         await call.bridge.dtmf_from_info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")
         assert [d.digit for d in call.web.events] == ["5"]
         assert {p.payload_type for p in call.web.event_packets} == {events[48000]}
+    finally:
+        await call.close()
+
+
+async def test_a_three_way_mix_sends_the_browser_its_own_codec_meanwhile() -> None:
+    """A call whose phone's audio the browser gets as Opus, lent to a three-way mix: the mixer sends the
+    browser its own codec (PCMU), so the path to the browser is PCMU again meanwhile (the call says so, a
+    digit goes at PCMU's clock); back from the mix, the gateway sends Opus again."""
+    call, answer = await phone_call(every_twentieth, 5.0, web_codecs=("opus", "PCMU", "telephone-event"))
+    try:
+        assert received_types(call)[-1] == opus_type(answer)
+        codecs = sdp.parse(answer).media[0].codecs
+        events = {c.clock_rate: c.payload_type for c in codecs if c.is_telephone_event}
+        call.bridge.lend_to_mix(web=None, sip=None)
+        assert call.bridge.mix_codec(Leg.WEB) == "pcmu"
+        for index in range(10):
+            call.bridge.send_mixed(Leg.WEB, b"\xff" * 160, 160 * index)
+            await asyncio.sleep(0.02)
+        assert received_types(call)[-1] == PCMU
+        assert call.of_type(CodecChosen)[-1].web == "PCMU/8000"
+        await call.bridge.send_dtmf("7", Leg.WEB)
+        assert [d.digit for d in call.web.events] == ["7"]
+        assert {p.payload_type for p in call.web.event_packets} == {events[8000]}
+        call.bridge.end_mix()
+        await call.play(1.0)
+        assert received_types(call)[-1] == opus_type(answer)
+        assert call.of_type(CodecChosen)[-1].web == "opus/48000"
     finally:
         await call.close()
