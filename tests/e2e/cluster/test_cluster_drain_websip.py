@@ -49,7 +49,8 @@ PHONE_HZ = 440
 
 # Before the page's own scripts: getUserMedia's audio is an oscillator at MIC_HZ (no capture processing
 # to weaken a steady tone), and each RTCPeerConnection's remote audio track is watched for PHONE_HZ:
-# `window.gap.start()` begins, `window.gap.longest()` says the longest stretch without it since (s).
+# `window.gap.start()` begins (the tone heard then sets the level), `window.gap.stop()` says the longest
+# stretch without it since (s).
 HOOKS = """(() => {
   const MIC_HZ = {MIC_HZ}, PHONE_HZ = {PHONE_HZ};
   const context = new AudioContext();
@@ -66,15 +67,22 @@ HOOKS = """(() => {
     tone.start();
     return out.stream;
   };
-  const state = { analyser: null, heardAt: null, longest: 0, running: false };
-  const hears = () => {
+  const state = { analyser: null, heardAt: null, longest: 0, running: false, level: 0 };
+  // the window's energy per sample, and whether it is the phone's tone at no less than a quarter of its
+  // level when `start` was called (Chromium's concealment of lost packets repeats the tone, fading)
+  const measure = () => {
     const samples = new Float32Array(state.analyser.fftSize);
     state.analyser.getFloatTimeDomainData(samples);
     const w = (2 * Math.PI * PHONE_HZ) / context.sampleRate;
     let re = 0, im = 0, energy = 0;
     samples.forEach((x, i) => { re += x * Math.cos(w * i); im += x * Math.sin(w * i); energy += x * x; });
     // the tone's share of the window's energy (1: a pure tone, 0: silence or anything else)
-    return energy > 1e-6 && (2 * (re * re + im * im)) / samples.length / energy > 0.5;
+    const tone = energy > 1e-6 && (2 * (re * re + im * im)) / samples.length / energy > 0.5;
+    return { tone, level: energy / samples.length };
+  };
+  const hears = () => {
+    const { tone, level } = measure();
+    return tone && level >= state.level / 16;
   };
   const watch = (track) => {
     const source = context.createMediaStreamSource(new MediaStream([track]));
@@ -99,8 +107,11 @@ HOOKS = """(() => {
     }
   }, 10);
   window.gap = {
-    start() { state.running = true; state.heardAt = performance.now(); state.longest = 0; },
-    longest() { return Math.max(state.longest, performance.now() - state.heardAt) / 1000; },
+    start() {
+      const { tone, level } = measure();
+      if (!tone) throw new Error("the phone's tone is not heard now");
+      Object.assign(state, { running: true, heardAt: performance.now(), longest: 0, level });
+    },
     stop() { state.running = false; return state.longest / 1000; },
   };
 })();""".replace("{MIC_HZ}", str(MIC_HZ)).replace("{PHONE_HZ}", str(PHONE_HZ))
