@@ -241,3 +241,33 @@ async def test_a_library_registered_here_before_the_takeover_ended_gets_its_sess
     assert presence.online == [("alice", "sipws-3-dead")]
     assert web_sip.hold(made)  # a further call of it: nothing moves again, nothing is closed
     assert calls.closed == []
+
+
+async def test_a_call_a_drain_handed_over_is_forgotten_without_a_word_to_the_library() -> None:
+    """A drain handed the call, the library's dialog with it, to another instance (`forget_call`): the
+    dialog is released, not ended with BYE (it is the other instance's now), and the session neither
+    holds nor hands the call over any more, so that its flow, idle, closes with 1012."""
+
+    class Handed(Leg):
+        def __init__(self) -> None:
+            super().__init__(CallState.CONFIRMED)
+            self.ended = False
+            self.released = 0
+
+        def release(self) -> None:
+            self.released += 1
+            self.ended = True
+
+        async def bye(self) -> None:
+            raise AssertionError("a BYE to the library")
+
+    s, _ = session()
+    s.identities = frozenset({"instance <urn:uuid:1>"})
+    leg = Handed()
+    s.take_back("c", cast(Any, leg), "v=0 a")
+    assert s.answered_calls() == ["c"] and s.handover("c") is not None
+    s.forget_call("c")
+    assert leg.released == 1
+    assert s.answered_calls() == [] and s.handover("c") is None and not s.legs
+    s.forget_call("c")  # (again: nothing left to forget)
+    assert leg.released == 1
