@@ -284,7 +284,8 @@ class WebPeer:
                     continue
                 self.heard_at = time.monotonic()
                 shape = (frame.sample_rate, frame.layout.name, frame.format.name)
-                if shape != self._shape:  # the sender changed codecs (PCMU to Opus, say), as a browser follows
+                # the sender changed codecs (PCMU to Opus, say): followed, as a browser does
+                if shape != self._shape:
                     if self._shape is not None:
                         self._resampler = AudioResampler(format="s16", layout="mono", rate=self.rate)
                     self._shape = shape
