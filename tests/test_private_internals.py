@@ -57,9 +57,9 @@ ALLOWED: Final = {
     "gateway.media.webrtc.ice_restart": "aioice's credentials, check list and nomination (ICE restart in place)",
     "gateway.media.slim_waiters": "aioice's connection and protocols, the receiver's track",
     "gateway.media.webrtc.webrtc_leg": "the DTLS transport's role (our answer's setup attribute)",
-    "gateway.media.webrtc.web_answer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
+    "gateway.media.webrtc.ahead.web_answer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
     "peer connection's CNAME, aiortc's negotiation helpers (our answer written before aiortc's)",
-    "gateway.media.webrtc.web_offer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
+    "gateway.media.webrtc.ahead.web_offer": "the transceiver's codec preferences, the sender's SSRC and msid, the "
     "peer connection's CNAME, configuration and SCTP syntax (our offer written before aiortc's)",
     "gateway.media.native_hooks": "pylibsrtp's binding and sessions' pointers, PyAV's encoder call "
     "(and asyncio's selector loop)",

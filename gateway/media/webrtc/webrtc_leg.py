@@ -61,11 +61,10 @@ from gateway.media.webrtc import (
     ice_ports,
     ice_urls,
     offer_restart,
-    web_answer,
     web_codecs,
-    web_offer,
     web_sdp,
 )
+from gateway.media.webrtc.ahead import web_answer, web_offer
 from gateway.media.webrtc.data_channel import T140, ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals
 from gateway.media.webrtc.web_codecs import capabilities as capabilities

@@ -22,7 +22,7 @@ from gateway.media.codecs import codec_choice
 from gateway.media.events import IceFailed, MediaEvent
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
-from gateway.media.webrtc import web_answer
+from gateway.media.webrtc.ahead import web_answer
 from gateway.media.webrtc.web_leg_state import WebLegState
 from gateway.media.webrtc.webrtc_leg import WebRtcLeg
 from peers.ports import free_range

@@ -28,7 +28,7 @@ from aiortc.rtcpeerconnection import DISCARD_HOST, DISCARD_PORT, filter_preferre
 from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.rtcsctptransport import RTCSctpTransport
 
-from gateway.media.webrtc.web_answer import host_candidate, session
+from gateway.media.webrtc.ahead.web_answer import host_candidate, session
 
 AUDIO_MID, DATA_MID = "0", "1"  # aiortc's allocate_mid on a first offer: the audio, then the data channel
 
