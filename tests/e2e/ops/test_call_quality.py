@@ -87,6 +87,9 @@ def quality_config(phone: DeskPhone, rtp_start: int, hook: str | None = None) ->
         media={"rtp_ports": {"start": rtp_start}, "public_address": [RELAY_HOST]},
         quality={"interval": 1.0, "alarm_samples": 2},
         alice_extra={"default_dial": "2000", "api_keys": [{"key": API_KEY, "name": "e2e"}]},
+        # the phone's G.711 passed through whatever its leg loses, so that its gaps reach the browser and
+        # own_loss must tell them from the browser leg's (codecs.g711_to_web auto would conceal them)
+        codecs={"g711_to_web": "forward"},
         **sections,
     )
 
