@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,20 @@ HOOKS = """(() => {
 })();""".replace("{MIC_HZ}", str(MIC_HZ)).replace("{PHONE_HZ}", str(PHONE_HZ))
 
 
+async def start_gap_meter(page: Any, within: float = 3.0) -> None:
+    """`window.gap.start()` once the page hears the phone's tone at that moment: under load a moment's
+    dropout (the page heard it just before) must not fail the test before the drain began."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await page.evaluate("window.gap.start()")
+            return
+        except Exception as exc:  # playwright's Error: "the phone's tone is not heard now"
+            if "not heard now" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 class GapTooLong(AssertionError):
     """A party heard nothing for GAP_MAX or longer during the hand-off."""
 
@@ -185,7 +200,7 @@ async def test_a_sip_librarys_call_makes_before_it_breaks_when_its_instance_drai
                     await softphone.hears(PHONE_HZ)
                     await handovers_written(server.url, "gw1", 1, timeout=10)
                     changes = len(phone.seen("media", call=number))
-                    await page.evaluate("window.gap.start()")
+                    await start_gap_meter(page)
 
                     front.target = address(gw2.http_url)  # HAProxy's choice once gw1's /readyz fails
                     drained = time.monotonic()
