@@ -16,22 +16,56 @@ different tests apart (their own names and subnets) when they run at the same ti
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import ipaddress
 import os
 import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
 
 from peers.binaries import unavailable
 
-__all__ = ["ClientNetwork", "require_netns"]
+__all__ = ["ClientNetwork", "require_netns", "root_network_steady"]
+
+# Chromium fails the requests it has in flight with ERR_NETWORK_CHANGED whenever an address comes or goes
+# in its namespace (its AddressTrackerLinux; no switch turns that off), and making or deleting a
+# ClientNetwork does so in the root namespace, where every other xdist worker's browser runs: a page of
+# another test then lost its module script and its buttons stayed disabled. So the root namespace's
+# changes and the loading of a page exclude each other across processes: a page load holds this file
+# shared (root_network_steady), a change holds it exclusively (ClientNetwork), and for SETTLE seconds
+# after it, the time a browser takes to hear of the change.
+LOCK_PATH = Path(tempfile.gettempdir()) / "gateway-tests-root-network.lock"
+SETTLE = 0.5
 
 
 def require_netns() -> None:
     """Skip (fail under CI=true) unless this process may make network namespaces (root, iproute2)."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         unavailable("network namespaces need root and iproute2 (`ip`)")
+
+
+@contextlib.asynccontextmanager
+async def root_network_steady() -> AsyncIterator[None]:
+    """No ClientNetwork changes the root namespace's addresses while this lasts (a page loading)."""
+    with LOCK_PATH.open("a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_SH)
+        yield  # closing the file releases the lock
+
+
+@contextlib.contextmanager
+def _changing_root_network() -> Iterator[None]:
+    with LOCK_PATH.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            time.sleep(SETTLE)
 
 
 def _worker_band() -> int:
@@ -71,6 +105,11 @@ class ClientNetwork:
         subprocess.run(["ip", "link", "del", self._host_iface], check=False, capture_output=True)
 
     def __enter__(self) -> ClientNetwork:
+        with _changing_root_network():
+            self._make()
+        return self
+
+    def _make(self) -> None:
         self._delete()
         try:
             self._ip("netns", "add", self.name)
@@ -97,12 +136,12 @@ class ClientNetwork:
         except BaseException:
             self._delete()
             raise
-        return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._delete()
+        with _changing_root_network():
+            self._delete()
 
     def move(self) -> str:
         """The client's network changes: its address goes, the next one comes. The new address (IPv4)."""

@@ -19,10 +19,12 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from peers.binaries import in_ci, require_binary
+from peers.netns import root_network_steady
 
 try:
     from playwright.async_api import Page, Request, async_playwright, expect
@@ -119,6 +121,7 @@ async def chromium_page(
             )
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
+                _load_on_a_steady_network(page)
                 errors: list[str] = []
                 console: list[str] = []  # the console's errors and warnings (a module that failed to load)
                 page.on("pageerror", lambda error: errors.append(str(error)))
@@ -150,6 +153,19 @@ async def chromium_page(
                 await context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _load_on_a_steady_network(page: Page) -> None:
+    """The page's goto and reload wait out, and hold off, a change of the root namespace's addresses
+    (peers/netns.py: a page loading then would lose its scripts to ERR_NETWORK_CHANGED)."""
+    for name in ("goto", "reload"):
+        load = getattr(page, name)
+
+        async def steady(*args: Any, _load: Callable[..., Any] = load, **kwargs: Any) -> Any:
+            async with root_network_steady():
+                return await _load(*args, **kwargs)
+
+        setattr(page, name, steady)
 
 
 # Records each RTCPeerConnection a page makes (add it with `page.add_init_script` before the page's own
