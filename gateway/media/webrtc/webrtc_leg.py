@@ -394,7 +394,11 @@ class WebRtcLeg:
 
     async def _apply_answered(self, pruned: web_sdp.PrunedOffer, written: str) -> None:
         """aiortc's steps for an offer we answered ahead; the leg fails if they fail or if aiortc's
-        answer is not the one the browser has."""
+        answer is not the one the browser has. They start once the answer has gone (issue 64 item 2):
+        this task's first step runs in the loop iteration after ``accept_offer``, as does whoever the
+        answer was handed to meanwhile (an HTTP request's handler, a WebSocket's send); yielding once
+        puts aiortc's parse and transports behind them, off the request's path."""
+        await asyncio.sleep(0)
         try:
             await self._set_remote(pruned.description, "offer")
             await self._gather(await self._pc.createAnswer())

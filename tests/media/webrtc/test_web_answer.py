@@ -115,6 +115,31 @@ async def test_the_browser_is_answered_before_aiortc_has_the_offer_and_connects(
         await leg.close()
 
 
+async def test_aiortc_takes_the_offer_only_after_whoever_waits_for_the_answer_has_it() -> None:
+    """An HTTP request's handler waits on a future the answer is set on (runtime/offers.py): it wakes
+    in the next loop iteration, and aiortc's steps (its parse, the transceiver's mid) come after it,
+    off the request's path (issue 64 item 2)."""
+    leg, peer = leg_for([]), WebPeer()
+    answered: asyncio.Future[sdp.SessionDescription] = asyncio.get_running_loop().create_future()
+    mids_seen: list[str | None] = []
+
+    async def handler() -> None:
+        await answered
+        mids_seen.append(leg._transceiver.mid)  # aiortc sets it as it takes the offer
+
+    waiting = asyncio.ensure_future(handler())
+    try:
+        await asyncio.sleep(0)
+        answered.set_result(await leg.accept_offer(sdp.parse(await peer.offer()), PREFERENCES["opus"]))
+        await waiting
+        assert mids_seen == [None]
+        await leg._settled()
+        assert leg._transceiver.mid == "0" and leg.state is WebLegState.NEGOTIATING
+    finally:
+        await peer.close()
+        await leg.close()
+
+
 async def test_candidates_trickled_right_after_the_answer_wait_for_aiortc() -> None:
     events: list[MediaEvent] = []
     leg = leg_for(events)
