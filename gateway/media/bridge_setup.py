@@ -43,7 +43,8 @@ class SetupOffers(BridgeFields):
         when the browser's answer must wait for ``sip_offer``: its video codec is our SIP offer's first."""
         self._expect("take_web_offer", BridgeState.IDLE)
         offer = sdp.parse(web_offer)
-        section = prune_offer(offer).description.media[0]
+        # pruned as the offer's check and the web leg prune it: one prune of the call's offer (issue 64)
+        section = prune_offer(offer, data_channel=self.settings.data_channel).audio
         web_usable = choice.offered(section, self.settings.web_codecs)
         if not web_usable:
             raise sdp.SdpUnacceptable(f"the browser offers none of {list(self.settings.web_codecs)}")

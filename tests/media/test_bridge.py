@@ -12,9 +12,12 @@ import pytest
 
 import sdp
 from gateway.media.bridge import BridgeError
+from gateway.media.bridge_settings import web_certificate
 from gateway.media.errors import PortAllocationError
 from gateway.media.events import CodecChosen, Leg, MediaInactive
 from gateway.media.rtp.ports import RtpPortAllocator
+from gateway.media.webrtc import web_sdp
+from gateway.media.webrtc.offer_check import check_web_offer
 from tests.media.bridge_harness import SIP_TONE, WEB_TONE, Call, allocator
 
 
@@ -258,3 +261,39 @@ async def test_a_gateway_out_of_ports_fails_before_the_browser_is_answered() -> 
     finally:
         await call.close()
     assert not tight.held
+
+
+async def test_a_browser_offer_is_pruned_once_from_its_check_to_its_answer(
+    ports: RtpPortAllocator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offer's check (a dial's, issue 32), the bridge taking it and the web leg answering it read one
+    pruned offer (web_sdp.prune_offer keeps it by the offer's identity: issue 64): pruned once with a data
+    channel allowed too, and the call works."""
+    pruned: list[sdp.SessionDescription] = []
+    prune = web_sdp._prune
+
+    def counted(offer: sdp.SessionDescription, video: bool, data_channel: bool) -> web_sdp.PrunedOffer:
+        pruned.append(offer)
+        return prune(offer, video, data_channel)
+
+    monkeypatch.setattr(web_sdp, "_prune", counted)
+    call = Call(ports, web_codecs=("opus", "PCMU", "telephone-event"), data_channel=True)
+    try:
+        await call.phone.start()
+        text = await call.web.offer()
+        settings = call.settings
+        certificate = web_certificate(settings.dtls_certificates)
+        await check_web_offer(
+            text, settings.web_codecs, video=False, data_channel=True, certificate=certificate
+        )
+        offer = sdp.parse(await call.bridge.offer_to_sip(text))
+        web_answer = await call.bridge.answer_web_first()
+        assert pruned == [sdp.parse(text)]
+        await call.web.accept(web_answer)
+        call.phone.remote = (offer.connection.address if offer.connection else "", offer.media[0].port)
+        await call.bridge.answer_from_sip(call.phone_answer(offer, call.phone))
+        await call.connected()
+        await call.play(1.0)
+        assert call.web.heard(SIP_TONE, last=0.8) and call.phone.heard(WEB_TONE)
+    finally:
+        await call.close()

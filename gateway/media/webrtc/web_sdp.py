@@ -50,6 +50,12 @@ class PrunedOffer:
                 f"kept m-lines {kept} do not fit an offer of {len(self.original.media)}"
             )
 
+    @property
+    def audio(self) -> MediaDescription:
+        """The audio m-line aiortc gets, wherever the video and data channel m-lines kept beside it are."""
+        kept = sorted(i for i in (self.index, self.video_index, self.data_index) if i is not None)
+        return self.description.media[kept.index(self.index)]
+
 
 # RFC 8829 (JSEP) §5.1.3: an answerer accepts DTLS-SRTP media in any of these profiles and answers with
 # the one offered; old Firefox, Kurento, Asterisk and FreeSWITCH send RTP/SAVPF with a fingerprint.
