@@ -38,6 +38,7 @@ from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.rtp.ports import PortRange, RtpPortAllocator
 from gateway.media.warmup import warm_up
 from gateway.media.webrtc import aiortc_hooks, ice_consent, ice_ports
+from gateway.media.webrtc.ahead.peer_pool import PeerPool
 from gateway.media.webrtc.ice_pool import IcePool
 from gateway.media.webrtc.webrtc_leg import WebLegOptions
 from gateway.ops import logctx
@@ -109,6 +110,7 @@ class Gateway:
         self.web_ports = RtpPortAllocator(PortRange(web.start, web.end)) if web is not None else None
         # the web legs' ICE sockets bound ahead of their calls, from that range (issue 64 item 1)
         self.ice_pool = IcePool(self.web_ports or self.ports)
+        self.peer_pool = PeerPool()  # ...and their peer connections made ahead (issue 64 item 2)
         self.fast_lane = (
             fastlane.EnginePool(coalesce=config.media.fast_path_coalesce_ms / 1000)
             if config.media.fast_path and fastlane.available()
@@ -176,6 +178,7 @@ class Gateway:
                 fast_lane=self.fast_lane,
                 dtls_certificates=self.dtls_certificates,
                 web_allocator=self.ice_pool,  # in front of self.web_ports, else self.ports
+                peer_pool=self.peer_pool,
             )
             if _is_loopback(settings.bind_host):
                 settings = loopback_bridge_settings(settings)
@@ -203,6 +206,7 @@ class Gateway:
         self.ice_pool.prime(ice_ports.gathered_hosts(options.host_addresses, options.include_loopback))
         self.ice_pool.start()
         self._closers.append(self.ice_pool.close)
+        self._closers.append(self.peer_pool.close)
 
     def _http_limits(self) -> HttpLimits:
         limits = self.config.connections

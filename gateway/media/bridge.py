@@ -105,6 +105,7 @@ class MediaBridge(SetupOffers, MidCallOffers, MixPorts, HandoverOffers):
             opus_usedtx=settings.opus_usedtx,
             opus_red=settings.opus_red,
             ports=settings.web_allocator or settings.allocator,  # issue 36: ICE sockets in the range too
+            peers=settings.peer_pool,  # made ahead of the call (issue 64)
         )
         self._web_options = options
         self._web = self._new_web_leg()

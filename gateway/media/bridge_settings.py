@@ -23,6 +23,7 @@ from gateway.media.webrtc import aiortc_hooks
 
 if TYPE_CHECKING:
     from gateway.media.fastlane.engine import EnginePool
+    from gateway.media.webrtc.ahead.peer_pool import PeerPool
     from gateway.media.webrtc.ice_ports import PortSource
 
 DEFAULT_SIP_CODECS = ("PCMU", "PCMA", "G722", "opus")
@@ -41,6 +42,9 @@ class BridgeSettings:
     # the web leg's ICE sockets' range (media.web_ports, or the gateway's IcePool in front of it or of
     # media.rtp_ports); None: they share ``allocator`` (media.rtp_ports)
     web_allocator: PortSource | None = None
+    # the web legs' peer connections made ahead of their calls (the gateway's PeerPool); None: each
+    # web leg makes its own
+    peer_pool: PeerPool | None = None
     public_address: str | None = None
     addresses: Mapping[str, RtpAddress] | None = None
     # SDES-SRTP on the SIP leg (media.sip_srtp): off, optional (taken when offered, and offered when
@@ -150,6 +154,7 @@ def settings_from_config(
     fast_lane: EnginePool | None = None,
     dtls_certificates: DtlsCertificates | None = None,
     web_allocator: PortSource | None = None,
+    peer_pool: PeerPool | None = None,
 ) -> BridgeSettings:
     """The bridge settings of one call from ``gateway.yaml``: RTP on the SIP listen hosts, per address
     family (``Config.rtp_addresses``). A wildcard listen host needs ``media.public_address`` of its
@@ -161,6 +166,7 @@ def settings_from_config(
     return BridgeSettings(
         allocator,
         web_allocator=web_allocator,
+        peer_pool=peer_pool,
         bind_host=default.bind_host,
         public_address=default.public,
         addresses=addresses,

@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCIceCandidate, RTCIceServer, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCIceCandidate, RTCIceServer, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtp import RtpPacket as AiortcRtpPacket
@@ -64,7 +64,7 @@ from gateway.media.webrtc import (
     web_codecs,
     web_sdp,
 )
-from gateway.media.webrtc.ahead import web_answer, web_offer
+from gateway.media.webrtc.ahead import peer_pool, web_answer, web_offer
 from gateway.media.webrtc.data_channel import T140, ChatChannels
 from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals
 from gateway.media.webrtc.web_codecs import capabilities as capabilities
@@ -92,6 +92,7 @@ class WebLegOptions:
     opus_usedtx: bool = False  # usedtx=1 beside useinbandfec=1 in our Opus fmtp (media.opus_usedtx)
     opus_red: str = "off"  # RFC 2198 redundancy with the browser (media.opus_red; web_codecs.RED_MODES)
     ports: ice_ports.PortSource | None = None  # the range ICE sockets are leased from; None: the OS's
+    peers: peer_pool.PeerPool | None = None  # peer connections made ahead (peer_pool); None: here
 
     def __post_init__(self) -> None:
         if self.rtcp_interval <= 0 or self.opus_red not in web_codecs.RED_MODES:
@@ -118,10 +119,9 @@ class WebRtcLeg:
             aiortc_hooks.register_red()
         self._options, self._on_rtp, self._on_event, self._call = options, on_rtp, on_event, call_id
         self._state = WebLegState.NEW
-        self._pc = aiortc_hooks.peer_connection(
-            RTCConfiguration(iceServers=list(options.ice_servers)), options.certificate
-        )
-        self._transceiver = self._pc.addTransceiver("audio", direction="sendrecv")
+        pool = options.peers
+        made = pool.take if pool is not None else peer_pool.make
+        self._pc, self._transceiver = made(options.ice_servers, options.certificate)
         self._sender = aiortc_direct.attach_direct_sender(self._transceiver.sender, clock=clock)
         self._sender.red_mode = options.opus_red
         self._receiver = aiortc_receive.attach_direct_receiver(self._transceiver.receiver, self._direct)
