@@ -53,6 +53,7 @@ class _Attributes:
 
     __slots__ = ()
     attributes: tuple[Attribute, ...]
+    _views: dict[str, tuple[object, ...]]  # typed views once computed (the subclasses' note)
 
     def get(self, name: str) -> str | None:
         """The value of the first ``a=<name>`` ("" for a property attribute), or None when absent."""
@@ -76,6 +77,12 @@ class _Attributes:
     @property
     def ice(self) -> IceParameters | None:
         """ICE credentials given at this level, None unless both ufrag and pwd are present."""
+        found = self._views.get("ice")
+        if found is None:
+            found = self._views["ice"] = (self._ice(),)
+        return found[0]  # type: ignore[return-value]
+
+    def _ice(self) -> IceParameters | None:
         ufrag, pwd = self.get("ice-ufrag"), self.get("ice-pwd")
         if ufrag is None or pwd is None:
             return None
@@ -84,7 +91,12 @@ class _Attributes:
 
     @property
     def fingerprints(self) -> tuple[Fingerprint, ...]:
-        return tuple(Fingerprint.parse(v) for v in self.values("fingerprint"))
+        found = self._views.get("fingerprints")
+        if found is None:
+            found = self._views["fingerprints"] = tuple(
+                Fingerprint.parse(v) for v in self.values("fingerprint")
+            )
+        return found  # type: ignore[return-value]
 
     @property
     def setup(self) -> Setup | None:
@@ -118,8 +130,9 @@ class MediaDescription(_Attributes):
     bandwidths: tuple[Bandwidth, ...] = ()
     key: str | None = None
     attributes: tuple[Attribute, ...] = ()
-    # ``codecs`` and ``candidates`` once computed (the value is immutable; an edit makes a new one): a
-    # call's setup reads an offer's codecs a dozen times (issue 38: ~0.5 ms of each HTTP offer)
+    # ``codecs``, ``candidates``, ``fingerprints`` and ``ice`` once computed (the value is immutable; an
+    # edit makes a new one): a call's setup reads an offer's codecs a dozen times (issue 38: ~0.5 ms of
+    # each HTTP offer), its fingerprints and ICE credentials four times (issue 64)
     _views: dict[str, tuple[object, ...]] = dataclasses.field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -270,6 +283,10 @@ class SessionDescription(_Attributes):
     key: str | None = None
     attributes: tuple[Attribute, ...] = ()
     media: tuple[MediaDescription, ...] = ()
+    # its session-level ``fingerprints`` and ``ice`` once computed (as MediaDescription's)
+    _views: dict[str, tuple[object, ...]] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for letter, text in (("s", self.name), *self.info, *self.timing, ("k", self.key or "")):

@@ -191,6 +191,35 @@ def test_codecs_and_candidates_are_computed_once_per_value() -> None:
     assert [c.name for c in section.codecs] == ["PCMU", "PCMA"]
 
 
+def test_fingerprints_and_ice_credentials_are_read_once_per_value_at_both_levels() -> None:
+    """An offer's fingerprints and ICE credentials are read by its check, its pruning and the HTTP API's
+    session (issue 64): kept with the (immutable) value like its codecs; an edited one reads its own."""
+    described = (
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:sess\r\n"
+        "a=ice-pwd:sessionpasswordsessionpass\r\na=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+        "m=audio 4000 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 192.0.2.1\r\na=ice-ufrag:medi\r\n"
+        "a=ice-pwd:mediapasswordmediapassword\r\na=fingerprint:sha-256 " + ":".join(["01"] * 32) + "\r\n"
+    )
+    offer = sdp.parser._parse(described)
+    section = offer.media[0]
+    for level in (offer, section):
+        assert level.ice is level.ice and level.fingerprints is level.fingerprints
+    assert (offer.ice and offer.ice.ufrag, section.ice and section.ice.ufrag) == ("sess", "medi")
+    assert [f.value[:2] for f in offer.fingerprints + section.fingerprints] == ["AB", "01"]
+    assert sdp.parser._parse(described) == offer  # equality ignores what was read
+    edited = section.without("ice-ufrag", "fingerprint").with_attributes(
+        [*section.without("ice-ufrag", "fingerprint").attributes, sdp.Attribute("ice-ufrag", "next")]
+    )
+    assert edited.ice is not None and edited.ice.ufrag == "next" and edited.fingerprints == ()
+    bare = offer.without("ice-ufrag", "fingerprint")
+    assert bare.ice is None and bare.fingerprints == () and offer.ice is not None
+    dtls = offer.with_media([edited]).dtls_for(0)  # the session's fingerprint now
+    assert dtls is not None and dtls.fingerprints == offer.fingerprints
+    assert (
+        bare.with_media([edited]).dtls_for(0) is None and bare.with_media([edited]).ice_for(0) == edited.ice
+    )
+
+
 def test_a_mid_is_a_token_named_once() -> None:
     """Issue 67 item 19: an offer with an empty a=mid was taken, and aiortc failed on it only when the
     answer was set (after the phone had answered). RFC 5888 §4: a mid is a tag (a token), unique in the session:
