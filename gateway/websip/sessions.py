@@ -197,6 +197,10 @@ class WebSipSession:
             if not dialog.ended:
                 dialog.release()  # (its follower then asks the call core, which no longer has it, to hang up)
 
+    def our_sdp(self, call_id: str) -> str | None:
+        """Our last SDP to the library in call ``call_id`` (its DTLS role settled: ``_answer_role``)."""
+        return self._answers.get(call_id)
+
     def media_renewed(self, call_id: str, offer: str, answer: str) -> str:
         """The call taken over has new web media (takeover.py): the library's ``offer``, our ``answer``."""
         self._answers[call_id] = answer

@@ -123,7 +123,8 @@ async def renew_later(
 
         async def answer(offer: str) -> str | None:
             try:
-                renewed = await renewals.renewed(calls, session, call_id, offer, restarts=True)
+                kept = _dtls_role_kept(offer, session.our_sdp(call_id))
+                renewed = await renewals.renewed(calls, session, call_id, kept, restarts=True)
             except SignalingError as exc:  # our last answer then: the library keeps its call
                 logger.info("call=%s the library's offer did not renew the media: %s", call_id, exc)
                 renewed = None
@@ -140,6 +141,20 @@ async def renew_later(
                 logger.info("call=%s the SIP library did not renew the media: %d", call_id, result.status)
             return
         delay = random.uniform(0.5, 2.0)  # (a crossing re-INVITE of the library's may renew it first)
+
+
+def _dtls_role_kept(offer: str, ours: str | None) -> str:
+    """The library's ``offer`` in the 200 to our re-INVITE without one, as the new web leg is to answer
+    it: the DTLS role the library held with the drained or dead instance kept. Its RTCPeerConnection
+    offers actpass again (RFC 5763 §5) while keeping its DTLS transport; when it was the client (it
+    answered our offer: our last SDP to it says passive) and we answered active, it had to turn server,
+    dropped our ClientHello that came before our answer did, and the handshake waited for the
+    retransmission a second later: the call's audio lost that second both ways. Read as active, the offer
+    is answered passive and the library, client as before, starts the new handshake once it has our
+    answer."""
+    if ours is None or "a=setup:passive" not in ours:
+        return offer
+    return offer.replace("a=setup:actpass", "a=setup:active")
 
 
 def _still_lost(

@@ -43,6 +43,8 @@ construction and raises ``HookError`` when an aioice upgrade removed one of them
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -290,3 +292,75 @@ class _PreviousSession:
             request, addr, integrity_key=previous.remote_pwd.encode("utf8"), retransmissions=retransmissions
         )
         return result
+
+
+# --- the role of a leg that answers a browser keeping its ICE session --------------------------------
+#
+# A browser that keeps an ICE session in which it was the controlled agent (a SIP library answering our
+# re-INVITE without an offer after a takeover or a drain: its RTCPeerConnection offers its unchanged
+# ufrag, and libwebrtc re-determines its role only when its own credentials change) meets the new web
+# leg, which answers as controlled too: a role conflict (RFC 8445 §7.3.1.1). `take_control_in_conflicts`
+# settles it for us every time (the highest tie-breaker): the browser answers our first check 487 and
+# stays controlled, as it was. We then nominate (aggressively, aioice's way), but those checks reach the
+# browser before our answer does (it goes in the ACK, through the library): it answers them, yet keeps
+# sending on its old pair, also nominated. So once it has a nominated pair, a leg that took control
+# nominates again, RENOMINATIONS times every RENOMINATION_EVERY s, each with a higher NOMINATION value
+# (0xC001, libwebrtc's renomination, which a controlled libwebrtc agent honours whether or not it asked
+# for it): a controlled agent prefers the pair nominated last, and switches to ours once it can check it.
+# Left to the tie-breakers, one run in two the browser took control and kept its old pair a second more
+# (libwebrtc's receiving switching delay), and otherwise it kept it until the old instance went silent.
+
+NOMINATION: Final = 0xC001  # libwebrtc's STUN_ATTR_NOMINATION (draft-thatcher-ice-renomination)
+RENOMINATIONS: Final = 15
+RENOMINATION_EVERY: Final = 0.1  # s: the browser's answer comes through the library within a second
+_HIGHEST_TIE_BREAKER: Final = (1 << 64) - 1
+
+
+def _register_nomination() -> None:
+    """aioice's STUN codec learns the NOMINATION attribute (an unsigned 32-bit value)."""
+    if NOMINATION in aioice.stun.ATTRIBUTES_BY_TYPE:
+        return
+    entry = (NOMINATION, "NOMINATION", aioice.stun.pack_unsigned, aioice.stun.unpack_unsigned)
+    aioice.stun.ATTRIBUTES_BY_TYPE[NOMINATION] = entry
+    aioice.stun.ATTRIBUTES_BY_NAME["NOMINATION"] = entry
+
+
+def take_control_in_conflicts(connection: Connection, spawn: Callable[[Any], Any]) -> None:
+    """``connection`` (a leg that answers) wins every role conflict, and a leg that took control that way
+    renominates its pair until the browser follows (see the note above). ``spawn`` runs a coroutine."""
+    if not isinstance(getattr(connection, "_tie_breaker", None), int):
+        raise HookError("Connection._tie_breaker is gone")
+    _register_nomination()
+    connection._tie_breaker = _HIGHEST_TIE_BREAKER
+    switch = connection.switch_role
+
+    taken: list[bool] = []  # control taken once: one renominating task
+
+    def switch_role(ice_controlling: bool) -> None:
+        switch(ice_controlling)
+        if ice_controlling and not taken:
+            taken.append(True)
+            logger.info("ICE role conflict: we control the browser's session, renominating")
+            spawn(_renominate(connection))
+
+    connection.switch_role = switch_role  # type: ignore[method-assign]
+
+
+async def _renominate(connection: Connection) -> None:
+    for _ in range(round(5 / RENOMINATION_EVERY)):  # a pair nominated within 5 s, else ICE failed
+        if _selected(connection) is not None or connection._closing:
+            break
+        await asyncio.sleep(RENOMINATION_EVERY)
+    for value in range(2, 2 + RENOMINATIONS):
+        pair = _selected(connection)
+        if pair is None or connection._closing or not connection.ice_controlling:
+            return
+        request = connection.build_request(pair, nominate=True)
+        request.attributes["NOMINATION"] = value
+        key = (connection.remote_password or "").encode("utf8")
+        with contextlib.suppress(aioice.stun.TransactionError, asyncio.TimeoutError, OSError):
+            await asyncio.wait_for(
+                pair.protocol.request(request, pair.remote_addr, integrity_key=key, retransmissions=0),
+                RENOMINATION_EVERY,
+            )
+            await asyncio.sleep(RENOMINATION_EVERY)  # (a lost one timed out: its wait was the pause)

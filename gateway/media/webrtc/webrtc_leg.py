@@ -66,7 +66,7 @@ from gateway.media.webrtc import (
 )
 from gateway.media.webrtc.ahead import peer_pool, web_answer, web_offer
 from gateway.media.webrtc.data_channel import T140, ChatChannels
-from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals
+from gateway.media.webrtc.ice_restart import InPlaceRestart, check_internals, take_control_in_conflicts
 from gateway.media.webrtc.web_codecs import capabilities as capabilities
 from gateway.media.webrtc.web_leg_state import TRANSITIONS, IceSocketsError, WebLegError, WebLegState
 from gateway.media.webrtc.web_video import WebVideo
@@ -358,6 +358,8 @@ class WebRtcLeg:
             # aiortc's connect task looks its m-line up in a description without it (an IndexError
             # logged at ERROR with a traceback, issue 39); one it brings back is sent and received again
             self.video.transceiver.direction = "sendrecv" if pruned.video_index is not None else "inactive"
+        if first:  # we answer, controlled; a browser controlled in the session it keeps: ice_restart.py
+            take_control_in_conflicts(aiortc_hooks.ice_connection(self._pc), self._spawn)
         written = self._answer_ahead(pruned) if first else None
         if written is not None:  # given now; aiortc applies the offer after (web_answer)
             local = sdp.parse(written)

@@ -12,8 +12,11 @@ session: Chromium makes a new DTLS association with gw2 on the same RTCPeerConne
 library's audio arrives there does gw2 re-INVITE the phone (make before break). Neither the library nor
 the phone hears its far end gone for 0.5 s, neither gets a BYE, and gw1 exits. Before, the drain left a
 library's call on gw1 until it ended or `cluster.drain_timeout` cut it. Both ways of calling: the library
-calls the phone, or the phone calls alice and her library answers (our INVITE to it: a dialog of ours);
-a library that answered may still hear 0.9 s of silence (`ROLE_CONFLICT`).
+calls the phone, or the phone calls alice and her library answers (our INVITE to it: a dialog of ours).
+A library that answered keeps an ICE session in which it was controlled, and the DTLS client's role:
+gw2's new leg takes control in the role conflict and nominates its pair again until Chromium follows,
+and answers passive (gateway/media/webrtc/ice_restart.py, gateway/websip/takeover.py); before, it heard
+0.9-1.1 s of silence in about one run in two, and once under load the phone never heard it again.
 
 What the library hears is measured in the page: an AnalyserNode of our own on the call's remote track
 (`HOOKS`, installed before the page loads), its last 2048 samples looked at every 10 ms for the phone's
@@ -136,28 +139,11 @@ class GapTooLong(AssertionError):
     """A party heard nothing for GAP_MAX or longer during the hand-off."""
 
 
-# A library that answered the call keeps, in its answer to our offerless re-INVITE, the ICE session in
-# which it was the controlled agent; the taker's new web leg answers it as controlled too. The role
-# conflict is settled by the agents' random tie-breakers: in about one run in two the pair is nominated
-# only 0.9 s later (Chromium's next ping of the writable pair), else 0.2-0.3 s as when the library called.
-# Under the full suite's load the same conflict once left the phone without the library's audio at the
-# call's end (sipjs-answers): one-way audio, not only a gap. Both are that conflict's, so the mark takes
-# any assertion of these cases until the web leg settles its role (docs/deploy.md).
-ROLE_CONFLICT = pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="an ICE role conflict Chromium wins costs 0.86-0.99 s, once the library's audio after it",
-)
-
-
 @pytest.mark.parametrize(
     ("library", "placed_by"),
     [
         *(pytest.param(library, "library", id=f"{library}-calls") for library in LIBRARIES),
-        *(
-            pytest.param(library, "phone", id=f"{library}-answers", marks=ROLE_CONFLICT)
-            for library in LIBRARIES
-        ),
+        *(pytest.param(library, "phone", id=f"{library}-answers") for library in LIBRARIES),
     ],
 )
 async def test_a_sip_librarys_call_makes_before_it_breaks_when_its_instance_drains(

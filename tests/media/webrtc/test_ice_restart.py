@@ -20,7 +20,14 @@ from aioice import Candidate, Connection
 from aioice.ice import CandidatePair, StunProtocol
 
 from gateway.media.webrtc.aiortc_hooks import HookError
-from gateway.media.webrtc.ice_restart import Credentials, InPlaceRestart, RestartRefused, check_internals
+from gateway.media.webrtc.ice_restart import (
+    RENOMINATIONS,
+    Credentials,
+    InPlaceRestart,
+    RestartRefused,
+    check_internals,
+    take_control_in_conflicts,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -175,6 +182,36 @@ async def test_the_agent_that_offered_first_answers_a_restart_as_controlled(
         await _roundtrip(moved, gateway, b"after")
     finally:
         await moved.close()
+
+
+async def test_a_browser_controlled_in_the_session_it_keeps_is_controlled_by_us() -> None:
+    """Issue 65 item 4: a browser keeps an ICE session in which it was controlled (a SIP library's offer in
+    the 200 to our re-INVITE without one) and meets our new leg, which answers as controlled: both agents
+    controlled. Whatever the browser's tie-breaker, ours wins the conflict (RFC 8445 §7.3.1.1): we control,
+    the browser stays controlled as it was, and once a pair is nominated we nominate it again with rising
+    NOMINATION values (libwebrtc's renomination), which a controlled libwebrtc agent follows at once."""
+    browser, ours = Connection(ice_controlling=False), Connection(ice_controlling=False)
+    browser._tie_breaker = (1 << 64) - 2  # the highest a random one could be, but ours
+    nominations: list[int] = []
+    received = browser.request_received
+
+    def request_received(message: aioice.stun.Message, addr: Any, protocol: Any) -> None:
+        if "NOMINATION" in message.attributes:
+            nominations.append(message.attributes["NOMINATION"])
+        received(message, addr, protocol)
+
+    browser.request_received = request_received  # type: ignore[method-assign]
+    tasks: list[asyncio.Task[None]] = []
+    take_control_in_conflicts(ours, lambda coroutine: tasks.append(asyncio.ensure_future(coroutine)))
+    try:
+        await _pair(browser, ours)
+        assert ours.ice_controlling and not browser.ice_controlling
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        assert nominations == list(range(2, 2 + RENOMINATIONS)), nominations
+        await _roundtrip(browser, ours, b"both ways")
+    finally:
+        await browser.close()
+        await ours.close()
 
 
 async def _two_sockets(monkeypatch: pytest.MonkeyPatch) -> tuple[Connection, Connection]:
