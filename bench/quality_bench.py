@@ -350,6 +350,8 @@ async def chromium_call(
         )  # fmt: skip
         await asyncio.gather(*recording)
         heard = await peer.stop()
+        if os.environ.get("QUALITY_BENCH_NETEQ"):  # what Chromium's jitter buffer did, per call
+            print(f"    neteq {box.name} {cell.name} {','.join(offers or OPUS)}: {peer.stats}", flush=True)
         await box.hangup()
     finally:
         await peer.close()

@@ -80,6 +80,20 @@ OFFER = """async ([rate, codecs]) => {
   return pc.localDescription.sdp;
 }"""
 
+# What Chromium's NetEq did with the received audio (inbound-rtp, W3C webrtc-stats): the samples it
+# concealed, those it inserted or removed to stretch time, its mean buffer delay (ms)
+NETEQ = """async () => {
+  const out = {};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+    out.received = s.totalSamplesReceived; out.concealed = s.concealedSamples;
+    out.silent = s.silentConcealedSamples; out.events = s.concealmentEvents;
+    out.inserted = s.insertedSamplesForDeceleration; out.removed = s.removedSamplesForAcceleration;
+    out.delay_ms = s.jitterBufferEmittedCount ? Math.round(1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount) : null;
+    out.packets_lost = s.packetsLost; out.discarded = s.packetsDiscarded; out.codec = s.codecId;
+  });
+  return out;
+}"""
 STOP = """() => {
   window.recording = false;
   const total = window.chunks.reduce((n, c) => n + c.length, 0);
@@ -141,6 +155,7 @@ class ChromiumPeer:
         self.rate = rate
         self.codecs = codecs
         self.page: Any = None
+        self.stats: dict[str, Any] = {}  # NETEQ's, read at stop()
 
     async def offer(self) -> str:
         self.page = await self.context.new_page()
@@ -166,6 +181,7 @@ class ChromiumPeer:
     async def stop(self) -> np.ndarray[Any, Any]:
         import numpy as np
 
+        self.stats = await self.page.evaluate(NETEQ)
         data = base64.b64decode(await self.page.evaluate(STOP))
         return np.frombuffer(data, dtype=np.int16).copy()
 
