@@ -1,6 +1,7 @@
 """kill -9 of a gateway instance carrying N calls (issue 34 item 3): how many come back, and how fast.
 
 Run: python bench/takeover_bench.py [--calls 20] [--lease 2] [--heartbeat 0.5] [--page-procs 1]
+     [--page-codec opus|pcmu]
      (needs sipp, kamailio, redis-server, haproxy; about a minute)
 
 Everything runs on loopback, as docs/deploy.md describes a cluster: Redis, three gateway instances as
@@ -55,6 +56,7 @@ PBX_HOST = "127.0.0.5"
 BACK_WITHIN = 15.0
 LOGIN_WITHIN = 8.0  # s a relogin may take: a lease and two heartbeats of waiting for the takeover, and more  # s: a call whose tone is not back by then is lost
 LOGINS = asyncio.Lock()
+PAGE_CODECS: dict[str, tuple[str, ...] | None] = {"opus": None, "pcmu": ("pcmu",)}  # None: aiortc's offer
 RTP_BASE = 52000  # the instances' RTP ports: 52000-53999, 54000-55999, 56000-57999
 
 
@@ -76,12 +78,14 @@ def loadavg() -> str:
 # --- the pages (a process of their own) ------------------------------------------------------------------
 
 
-async def one_page(index: int, gw1: str, front: str, killed: asyncio.Future[float]) -> dict[str, Any]:
+async def one_page(
+    index: int, gw1: str, front: str, killed: asyncio.Future[float], codecs: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     from peers.web_user import WebUser
     from peers.webpeer import WebPeer
 
     freq = 500 + 50 * index  # each page its own tone, through the PBX's echo and back
-    first = WebPeer(freq=freq)
+    first = WebPeer(freq=freq, codecs=codecs)
     user = WebUser(gw1, f"u{index}", ALICE_SECRET, local_address=page_address(index))
     async with LOGINS:  # one at a time: the gateway checks one password login per address at once
         await user.__aenter__()
@@ -98,7 +102,7 @@ async def one_page(index: int, gw1: str, front: str, killed: asyncio.Future[floa
         kill_time = await killed
     finally:
         await asyncio.gather(user.close(), first.close(), return_exceptions=True)
-    second = WebPeer(freq=freq)
+    second = WebPeer(freq=freq, codecs=codecs)
     result: dict[str, Any] = {"index": index, "call_id": call_id}
     try:
         again = await relogin(index, front, str(user.token), call_id, kill_time)
@@ -146,7 +150,7 @@ async def relogin(index: int, front: str, token: str, call_id: str, kill_time: f
         await asyncio.sleep(min(2.0, 0.2 * attempt) * (0.5 + random.random()))  # backoff, jittered
 
 
-async def pages_main(count: int, gw1: str, front: str, first: int = 0) -> None:
+async def pages_main(count: int, gw1: str, front: str, first: int = 0, codec: str = "opus") -> None:
     loop = asyncio.get_running_loop()
     killed: asyncio.Future[float] = loop.create_future()
     reader = asyncio.StreamReader()
@@ -160,7 +164,7 @@ async def pages_main(count: int, gw1: str, front: str, first: int = 0) -> None:
 
     async def page(index: int) -> None:
         try:
-            result = await one_page(index, gw1, front, killed)
+            result = await one_page(index, gw1, front, killed, PAGE_CODECS[codec])
         except Exception as exc:  # before the kill: said at once (the bench waits for every page)
             result = {"index": index, "lost": f"before the kill: {exc!r}"}
         print(json.dumps(result), flush=True)
@@ -277,6 +281,8 @@ async def run_pages(args: argparse.Namespace, gw1: Any, front: str) -> list[dict
                 front,
                 "--first",
                 str(start),
+                "--page-codec",
+                args.page_codec,
             ]
             pipe = asyncio.subprocess.PIPE
             procs.append(await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe))
@@ -345,6 +351,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--page-procs", type=int, default=1,
         help="processes the pages are spread over (one process of 100 aiortc pages saturates a core)",
     )  # fmt: skip
+    parser.add_argument(
+        "--page-codec", choices=sorted(PAGE_CODECS), default="opus",
+        help="what the pages offer: opus (aiortc's own offer, as a browser's: Opus chosen, the gateway "
+        "transcodes) or pcmu (passed through to the PBX: a page costs its process a fraction as much)",
+    )  # fmt: skip
     parser.add_argument("--pages", nargs=3, metavar=("COUNT", "GW1", "FRONT"), help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -354,7 +365,7 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.pages:
         count, gw1_url, front_url = arguments.pages
-        asyncio.run(pages_main(int(count), gw1_url, front_url, arguments.first))
+        asyncio.run(pages_main(int(count), gw1_url, front_url, arguments.first, arguments.page_codec))
     else:
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(asyncio.run(main(arguments)))
