@@ -138,11 +138,15 @@ typedef struct {
 #define PCM_CAPACITY 1280          /* 120 ms (Opus's longest packet) + a partial frame */
 
 /* A transcoding lane decodes in sequence order (gateway/media/rtp/reorder.py is the same logic): packets
-   behind a missing one wait in a ring, at most REORDER_HOLD seconds after the first of them came (or until
-   the ring is full); then the gap is concealed - Opus from the next packet's in-band FEC, else libopus's
-   PLC; G.711 by ITU-T G.711 Appendix I (gateway/media/codecs/g711_plc.py) - up to MAX_CONCEALED_FRAMES. */
+   behind a missing one wait in a ring, at most the lane's ``hold`` seconds after the first of them came (or
+   until the ring is full); then the gap is concealed - Opus from the next packet's in-band FEC, else
+   libopus's PLC; G.711 by ITU-T G.711 Appendix I (gateway/media/codecs/g711_plc.py) - up to
+   MAX_CONCEALED_FRAMES. The hold adapts: 0 until a packet comes after its gap was given up, then what that
+   packet needed and REORDER_MARGIN (REORDER_HOLD at most), halved after REORDER_CALM s without another. */
 #define REORDER_SLOTS 8
 #define REORDER_HOLD 0.06
+#define REORDER_MARGIN 0.005
+#define REORDER_CALM 10.0
 #define MAX_CONCEALED_FRAMES 10
 #define PLC_HISTORY 390            /* three periods of 15 ms and a quarter (G.711 Appendix I) */
 typedef struct {
@@ -213,6 +217,10 @@ typedef struct {
     int held_count;
     int has_expected, has_expect_out;
     uint16_t expected;             /* the next sequence number to decode */
+    double hold, hold_raised;      /* the reorder wait now, and when it last grew or halved (REORDER_CALM) */
+    int has_gap;                   /* the last gap given up: its numbers, when, and the wait then */
+    uint16_t gap_first, gap_count;
+    double gap_at, gap_hold;
     uint32_t expect_out;           /* where the next input packet starts on the output timeline */
     uint64_t late, concealed;      /* packets dropped after their slot was concealed; frames concealed */
     Plc plc;

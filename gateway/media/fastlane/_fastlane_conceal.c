@@ -142,6 +142,8 @@ void reorder_reset(Lane *lane, int last_seq) {
     lane->has_expected = last_seq >= 0;
     lane->expected = (uint16_t)(last_seq + 1);
     lane->has_expect_out = 0;
+    lane->hold = lane->hold_raised = 0.0;
+    lane->has_gap = 0;
     memset(&lane->plc, 0, sizeof lane->plc);
     red_forget(lane);
 }
@@ -176,9 +178,20 @@ static int reorder_release(Engine *e, Core *c, int which, Lane *lane, double now
             if ((int16_t)(lane->held[k].seq - lane->expected) < (int16_t)(lane->held[next].seq - lane->expected))
                 next = k;
         }
-        if (!(everything || force || now - oldest >= REORDER_HOLD))
+        if (!(everything || force || now - oldest >= lane->hold))
             break;
         uint16_t gap = (uint16_t)(lane->held[next].seq - lane->expected);
+        if (!everything) { /* (a flush's ``now`` is not a time) */
+            lane->has_gap = 1;
+            lane->gap_first = lane->expected;
+            lane->gap_count = gap;
+            lane->gap_at = now;
+            lane->gap_hold = lane->hold;
+            if (lane->hold > 0 && now - lane->hold_raised >= REORDER_CALM) { /* calm: the wait halves */
+                lane->hold = lane->hold / 2 >= REORDER_MARGIN ? lane->hold / 2 : 0.0;
+                lane->hold_raised = now;
+            }
+        }
         lost += gap;
         lane->expected = lane->held[next].seq;
         force = 0;
@@ -205,6 +218,13 @@ int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const 
     } else if (delta < 0) {
         lane->late++; /* its slot was concealed or played */
         lane->tally.late++;
+        if (lane->has_gap && (uint16_t)(r->seq - lane->gap_first) < lane->gap_count) {
+            double needed = now - lane->gap_at + lane->gap_hold + REORDER_MARGIN; /* a reordering: wait */
+            if (needed > lane->hold) {
+                lane->hold = needed < REORDER_HOLD ? needed : REORDER_HOLD;
+                lane->hold_raised = now;
+            }
+        }
         return 0;
     } else if (delta > REORDER_SLOTS) { /* further ahead than a reordering: those between are lost, no wait */
         sent += reorder_release(e, c, which, lane, now, 0, 1, octets, last_out);

@@ -16,7 +16,6 @@ from gateway.media.codecs.g711_plc import G711Concealer
 from gateway.media.codecs.opus_decoder import OpusDecoder
 from gateway.media.codecs.transcode import Transcoder
 from gateway.media.forward import MediaPath
-from gateway.media.rtp.reorder import HOLD_SECONDS
 from peers.audio import rms, ulaw_encode
 
 PCMU = choice.known("PCMU")
@@ -138,19 +137,27 @@ def test_opus_to_pcmu_reorders_conceals_and_keeps_the_input_timeline() -> None:
     packets = opus_packets()
     clean = _feed(_path({111: OPUS}, PCMU), [(i, 960 * i, p, 0.02 * i) for i, p in enumerate(packets)], 111)
     assert len(clean) == 50
-    # 7 and 8 swapped by the network, 20 lost, 30-34 lost (a 100 ms burst); arrival times as sent
+    # 3 and 4 then 7 and 8 swapped by the network, 20 lost, 30-34 lost (a 100 ms burst); arrival times as
+    # sent. The first swap is not waited for (the reorder wait adapts, rtp/reorder.py: 0 until a reordering
+    # is seen): 3 is concealed from 4's FEC and dropped when it comes; the second swap is put in order.
     order = list(range(50))
+    order[3], order[4] = 4, 3
     order[7], order[8] = 8, 7
     sent = [(i, 960 * i, packets[i], 0.02 * n) for n, i in enumerate(order) if i != 20 and not 30 <= i < 35]
     path = _path({111: OPUS}, PCMU)
     lossy = _feed(path, sent, 111)
     assert len(lossy) == 50  # every 20 ms slot has a frame: the lost ones concealed
     assert all((b[0] - a[0]) % 2**32 == 160 for a, b in itertools.pairwise(lossy))
-    assert [p for _, p in lossy[:20]] == [
-        p for _, p in clean[:20]
-    ]  # the swapped pair in order: the same audio
+    # the same audio as when 3 never came and 7 and 8 came in order: the second pair was put in order
+    # (the concealment of 3 changes the decoder's state from there on: compared with the same loss)
+    in_order = [
+        (i, 960 * i, packets[i], 0.02 * i) for i in range(50) if i not in (3, 20) and not 30 <= i < 35
+    ]
+    reference = _feed(_path({111: OPUS}, PCMU), in_order, 111)
+    assert [p for _, p in lossy[:20]] == [p for _, p in reference[:20]]
+    assert lossy[3][1] != bytes([0xFF]) * 160  # concealed, not silence
     assert lossy[20][1] != bytes([0xFF]) * 160  # the lost frame is not silence (FEC of packet 21)
-    assert path.stats().dropped == 0  # (``lost`` counts the swapped pair as well: A.1 simplified)
+    assert path.stats().dropped == 1  # 3, after its slot (``lost`` counts swapped pairs too: A.1 simplified)
 
 
 def test_no_wait_on_in_order_input_and_a_late_packet_is_dropped() -> None:
@@ -158,11 +165,15 @@ def test_no_wait_on_in_order_input_and_a_late_packet_is_dropped() -> None:
     path = _path({111: OPUS}, PCMU)
     for i in range(5):  # each packet comes out at once when nothing is missing
         assert len(path.feed(7, i, 960 * i, 111, False, packets[i], 0.02 * i)[0]) == 1
-    assert path.feed(7, 6, 960 * 6, 111, False, packets[6], 0.12)[0] == []  # 5 missing: 6 waits
-    out, _ = path.feed(7, 7, 960 * 7, 111, False, packets[7], 0.12 + HOLD_SECONDS)
-    assert len(out) == 3  # 5 concealed, then 6 and 7
+    # 5 missing: no reordering seen yet, so no wait (rtp/reorder.py): 5 concealed, then 6
+    assert len(path.feed(7, 6, 960 * 6, 111, False, packets[6], 0.12)[0]) == 2
+    assert len(path.feed(7, 7, 960 * 7, 111, False, packets[7], 0.14)[0]) == 1
     assert path.feed(7, 5, 960 * 5, 111, False, packets[5], 0.2)[0] == []
     assert path.stats().dropped == 1  # too late: its slot was concealed
+    # that late one taught the wait: 9 missing, 10 waits for it now
+    assert len(path.feed(7, 8, 960 * 8, 111, False, packets[8], 0.22)[0]) == 1
+    assert path.feed(7, 10, 960 * 10, 111, False, packets[10], 0.26)[0] == []
+    assert len(path.feed(7, 9, 960 * 9, 111, False, packets[9], 0.27)[0]) == 2  # 9, then 10
 
 
 def test_pcmu_to_opus_conceals_a_lost_frame_and_keeps_the_spacing() -> None:
@@ -200,11 +211,12 @@ def test_g711_concealment_through_the_transcoder_keeps_the_level() -> None:
 def test_packets_held_when_the_source_changes_come_out_first_on_their_own_timeline() -> None:
     packets = opus_packets()
     path = _path({111: OPUS}, PCMU)
-    for i in (0, 1):
-        path.feed(7, i, 960 * i, 111, False, packets[i], 0.02 * i)
-    assert path.feed(7, 3, 960 * 3, 111, False, packets[3], 0.06)[0] == []  # 2 missing: 3 waits
-    # the answer's source takes over (RFC 3550 §8.2): 2 concealed and 3 go first, then the new one
-    out, _ = path.feed(9, 500, 123456, 111, False, packets[4], 0.08)
+    # 1 and 2 swapped: the reorder wait learns it (rtp/reorder.py), so later gaps are waited for
+    for i, at in ((0, 0.0), (2, 0.02), (1, 0.04), (3, 0.06)):
+        path.feed(7, i, 960 * i, 111, False, packets[i], at)
+    assert path.feed(7, 5, 960 * 5, 111, False, packets[5], 0.10)[0] == []  # 4 missing: 5 waits
+    # the answer's source takes over (RFC 3550 §8.2): 4 concealed and 5 go first, then the new one
+    out, _ = path.feed(9, 500, 123456, 111, False, packets[6], 0.12)
     stamps = [p.timestamp for p in out]
     assert len(out) == 3 and [(b - a) % 2**32 for a, b in itertools.pairwise(stamps)] == [160, 160]
     assert path._mapper is not None and path._mapper.reanchors == 1  # the new source only

@@ -1,10 +1,11 @@
-"""The reorder buffer of transcoding lanes (gateway/media/rtp/reorder.py): order, waits, gaps, late packets."""
+"""The reorder buffer of transcoding lanes (gateway/media/rtp/reorder.py): order, waits, gaps, late packets
+(a fixed wait first: `adaptive=False`; the adaptive wait the lanes use at the end)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.media.rtp.reorder import HOLD_SECONDS, Released, ReorderBuffer
+from gateway.media.rtp.reorder import CALM, HOLD_SECONDS, MARGIN, Released, ReorderBuffer
 
 
 def _seqs(released: list[Released]) -> list[tuple[int, int]]:
@@ -12,14 +13,14 @@ def _seqs(released: list[Released]) -> list[tuple[int, int]]:
 
 
 def test_in_order_packets_come_straight_back_without_waiting() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     for i in range(5):
         assert _seqs(buffer.push(100 + i, 160 * i, b"x", i * 0.02)) == [(100 + i, 0)]
     assert not buffer.pending and buffer.late == buffer.concealed == 0
 
 
 def test_a_swapped_pair_comes_out_in_order() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     assert _seqs(buffer.push(1, 0, b"a", 0.0)) == [(1, 0)]
     assert buffer.push(3, 320, b"c", 0.02) == []  # 2 is missing: 3 waits
     assert buffer.pending
@@ -29,7 +30,7 @@ def test_a_swapped_pair_comes_out_in_order() -> None:
 
 
 def test_a_lost_packet_is_given_up_after_the_hold_and_the_next_carries_the_count() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(10, 0, b"a", 0.0)
     assert buffer.push(12, 320, b"c", 0.04) == []
     assert buffer.push(13, 480, b"d", 0.06) == []
@@ -41,14 +42,14 @@ def test_a_lost_packet_is_given_up_after_the_hold_and_the_next_carries_the_count
 
 
 def test_a_new_packet_after_the_hold_releases_the_gap_too() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(0, 0, b"", 0.0)
     buffer.push(3, 480, b"", 0.06)  # 1 and 2 lost
     assert _seqs(buffer.push(4, 640, b"", 0.06 + HOLD_SECONDS)) == [(3, 2), (4, 0)]
 
 
 def test_a_full_buffer_gives_the_gap_up_at_once() -> None:
-    buffer = ReorderBuffer(capacity=3)
+    buffer = ReorderBuffer(capacity=3, adaptive=False)
     buffer.push(0, 0, b"", 0.0)
     for seq in (2, 3, 4):
         assert buffer.push(seq, 160 * seq, b"", 0.0) == []
@@ -56,7 +57,7 @@ def test_a_full_buffer_gives_the_gap_up_at_once() -> None:
 
 
 def test_sequence_numbers_wrap() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(65534, 0, b"", 0.0)
     assert buffer.push(0, 320, b"", 0.01) == []
     assert _seqs(buffer.push(65535, 160, b"", 0.02)) == [(65535, 0), (0, 0)]
@@ -64,7 +65,7 @@ def test_sequence_numbers_wrap() -> None:
 
 
 def test_duplicates_are_dropped_and_a_jump_restarts_the_order() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(5, 0, b"", 0.0)
     buffer.push(7, 320, b"", 0.01)
     assert buffer.push(7, 320, b"", 0.02) == [] and buffer.duplicates == 1
@@ -74,7 +75,7 @@ def test_duplicates_are_dropped_and_a_jump_restarts_the_order() -> None:
 
 
 def test_flush_gives_every_gap_up() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(1, 0, b"", 0.0)
     buffer.push(3, 0, b"", 0.0)
     buffer.push(6, 0, b"", 0.0)
@@ -90,7 +91,7 @@ def test_bad_settings_are_refused() -> None:
 
 
 def test_a_packet_far_ahead_gives_the_gap_up_at_once() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     buffer.push(0, 0, b"", 0.0)
     buffer.push(2, 320, b"", 0.01)  # 1 missing: 2 waits
     assert _seqs(buffer.push(20, 3200, b"", 0.02)) == [(2, 1), (20, 17)]  # no wait for a burst's packets
@@ -98,10 +99,31 @@ def test_a_packet_far_ahead_gives_the_gap_up_at_once() -> None:
 
 
 def test_numbers_taken_by_telephone_events_are_not_gaps() -> None:
-    buffer = ReorderBuffer()
+    buffer = ReorderBuffer(adaptive=False)
     assert buffer.skip(9, 0.0) == []  # before any audio: nothing to order yet
     buffer.push(10, 0, b"a", 0.0)
     assert buffer.push(13, 480, b"d", 0.01) == []  # 11 and 12 not here yet
     assert buffer.skip(11, 0.02) == []  # 11 was a digit's event
     assert _seqs(buffer.skip(12, 0.03)) == [(13, 0)]  # and 12: 13 follows with nothing lost
     assert _seqs(buffer.push(14, 640, b"e", 0.04)) == [(14, 0)] and buffer.concealed == 0
+
+
+def test_the_adaptive_wait_gives_a_gap_up_at_the_next_packet_until_a_reordering_is_seen() -> None:
+    """Issue 66: no wait after a loss (a browser's jitter buffer took a fixed 60 ms after each for jitter);
+    a packet that comes after its gap was given up makes the wait what it needed and MARGIN, at most
+    ``hold``; the next swap waits that long, and calm halves it."""
+    buffer = ReorderBuffer()
+    assert buffer.wait == 0.0
+    buffer.push(0, 0, b"", 0.0)
+    assert _seqs(buffer.push(2, 320, b"", 0.04)) == [(2, 1)]  # 1 given up at once
+    assert buffer.push(1, 160, b"", 0.06) == [] and buffer.late == 1  # 20 ms after its successor
+    assert buffer.wait == pytest.approx(0.02 + MARGIN)
+    assert buffer.push(4, 640, b"", 0.08) == []  # 3 missing: now it is waited for
+    assert _seqs(buffer.push(3, 480, b"", 0.10)) == [(3, 0), (4, 0)] and buffer.late == 1
+    buffer.push(6, 960, b"", 0.12)
+    assert _seqs(buffer.pop_due(0.12 + 0.03)) == [(6, 1)]  # 5 waited for (25 ms), given up
+    assert buffer.push(5, 800, b"", 0.30) == []  # far later than any wait: late, the wait at its ceiling
+    assert buffer.wait == HOLD_SECONDS
+    buffer.push(8, 1280, b"", 0.30 + CALM)  # calm: a gap given up halves it
+    assert _seqs(buffer.pop_due(0.30 + CALM + HOLD_SECONDS)) == [(8, 1)]
+    assert buffer.wait == HOLD_SECONDS / 2
