@@ -57,7 +57,7 @@ async def check_web_offer(
     line (see the module note). ``certificate``: the process's DTLS certificate (None: aiortc makes one)."""
     offer = sdp.parse(text)
     pruned = web_sdp.prune_offer(offer, data_channel=data_channel)
-    usable = codec_choice.offered(pruned.description.media[0], web_codecs)
+    usable = codec_choice.offered(pruned.audio, web_codecs)
     if not usable:
         raise sdp.SdpUnacceptable(f"the audio m-line offers none of {list(web_codecs)}", field="a=rtpmap")
     _check_transport(offer, pruned.index)
@@ -166,7 +166,7 @@ async def _aiortc_answers(
         _aiortc_parse(given)  # its parser's (a line it cannot read) named by that line
         message = str(exc) or type(exc).__name__
         field = next(
-            (f for text, f in _AIORTC_FIELDS if text in message), f"m={pruned.description.media[0].media}"
+            (f for text, f in _AIORTC_FIELDS if text in message), f"m={pruned.audio.media}"
         )
         logger.info("browser offer refused by aiortc (%s): %s", field, message)
         raise sdp.SdpUnacceptable(

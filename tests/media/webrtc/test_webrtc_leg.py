@@ -15,9 +15,11 @@ from gateway.media.codecs import codec_choice
 from gateway.media.events import DtlsFailed, IceFailed, MediaConnected, MediaEvent, TextReceived
 from gateway.media.rtp.dtls_srtp import DtlsCertificates
 from gateway.media.webrtc import web_sdp
+from gateway.media.webrtc.offer_check import check_web_offer
 from gateway.media.webrtc.web_leg_state import WebLegError, WebLegState
 from gateway.media.webrtc.webrtc_leg import WebLegOptions, WebRtcLeg
 from peers.webpeer import WebPeer
+from tests.sdp import samples
 
 DATA = Path(__file__).resolve().parents[3] / "examples" / "data"
 AUDIO_VIDEO = (DATA / "chromium-offer-audio-video.sdp").read_text()
@@ -419,3 +421,36 @@ def test_an_offer_is_pruned_once_per_call_setup() -> None:
     assert web_sdp.prune_offer(offer) is not first and web_sdp.prune_offer(offer).data_index is None
     other = sdp.parser._parse(with_data_channel(AUDIO))
     assert other is not offer and web_sdp.prune_offer(other, data_channel=True).original is other
+
+
+def _audio_last(offer: str) -> str:
+    """``offer`` with its audio m-line moved after the others (the BUNDLE group in the new order): what
+    Chromium writes when the page made its data channel, or added video, before its microphone's track."""
+    head, *rest = offer.replace("\r\n", "\n").rstrip("\n").split("\nm=")
+    sections = ["m=" + s for s in rest]
+    order = [s for s in sections if not s.startswith("m=audio")] + [
+        s for s in sections if s.startswith("m=audio")
+    ]
+    mids = [line[6:] for s in order for line in s.split("\n") if line.startswith("a=mid:")]
+    lines = [
+        f"a=group:BUNDLE {' '.join(mids)}" if x.startswith("a=group:BUNDLE") else x for x in head.split("\n")
+    ]
+    return "\r\n".join([*lines, *order]) + "\r\n"
+
+
+async def test_an_offer_whose_audio_comes_after_its_data_channel_and_video_is_answered() -> None:
+    """The offer check read the first m-line as the audio one: an offer with the data channel (or video)
+    first was refused, 400 "the audio m-line offers none of ...". Checked and answered in its order now."""
+    offer = _audio_last(samples.text("chromium-offer-audio-video-datachannel"))
+    assert [m.media for m in sdp.parse(offer).media] == ["video", "application", "audio"]
+    await check_web_offer(offer, ["opus", "PCMU"], data_channel=True)
+    events: list[MediaEvent] = []
+    leg = make_leg(events, data_channel=True)
+    try:
+        answer = await leg.accept_offer(sdp.parse(offer), PCMU)
+        assert [(m.media, m.port != 0) for m in answer.media] == [
+            ("video", False), ("application", True), ("audio", True),
+        ]  # fmt: skip
+        assert answer.media[2].codecs[0].name == "PCMU"
+    finally:
+        await leg.close()
