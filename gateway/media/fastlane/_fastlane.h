@@ -141,8 +141,8 @@ typedef struct {
    behind a missing one wait in a ring, at most the lane's ``hold`` seconds after the first of them came (or
    until the ring is full); then the gap is concealed - Opus from the next packet's in-band FEC, else
    libopus's PLC; G.711 by ITU-T G.711 Appendix I (gateway/media/codecs/g711_plc.py) - up to
-   MAX_CONCEALED_FRAMES. The hold adapts: 0 until a packet comes after its gap was given up, then what that
-   packet needed and REORDER_MARGIN (REORDER_HOLD at most), halved after REORDER_CALM s without another. */
+   MAX_CONCEALED_FRAMES. The hold adapts: 0 until a packet comes after its gap was given up (a reordering),
+   then REORDER_HOLD, halved after REORDER_CALM s without another (0 below REORDER_MARGIN). */
 #define REORDER_SLOTS 8
 #define REORDER_HOLD 0.06
 #define REORDER_MARGIN 0.005
@@ -218,9 +218,8 @@ typedef struct {
     int has_expected, has_expect_out;
     uint16_t expected;             /* the next sequence number to decode */
     double hold, hold_raised;      /* the reorder wait now, and when it last grew or halved (REORDER_CALM) */
-    int has_gap;                   /* the last gap given up: its numbers, when, and the wait then */
+    int has_gap;                   /* the last gap given up: its numbers */
     uint16_t gap_first, gap_count;
-    double gap_at, gap_hold;
     uint32_t expect_out;           /* where the next input packet starts on the output timeline */
     uint64_t late, concealed;      /* packets dropped after their slot was concealed; frames concealed */
     Plc plc;

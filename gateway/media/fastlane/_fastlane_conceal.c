@@ -185,8 +185,6 @@ static int reorder_release(Engine *e, Core *c, int which, Lane *lane, double now
             lane->has_gap = 1;
             lane->gap_first = lane->expected;
             lane->gap_count = gap;
-            lane->gap_at = now;
-            lane->gap_hold = lane->hold;
             if (lane->hold > 0 && now - lane->hold_raised >= REORDER_CALM) { /* calm: the wait halves */
                 lane->hold = lane->hold / 2 >= REORDER_MARGIN ? lane->hold / 2 : 0.0;
                 lane->hold_raised = now;
@@ -219,11 +217,8 @@ int reorder_push(Engine *e, Core *c, int which, Lane *lane, const Rtp *r, const 
         lane->late++; /* its slot was concealed or played */
         lane->tally.late++;
         if (lane->has_gap && (uint16_t)(r->seq - lane->gap_first) < lane->gap_count) {
-            double needed = now - lane->gap_at + lane->gap_hold + REORDER_MARGIN; /* a reordering: wait */
-            if (needed > lane->hold) {
-                lane->hold = needed < REORDER_HOLD ? needed : REORDER_HOLD;
-                lane->hold_raised = now;
-            }
+            lane->hold = REORDER_HOLD; /* a reordering: wait for the next gaps */
+            lane->hold_raised = now;
         }
         return 0;
     } else if (delta > REORDER_SLOTS) { /* further ahead than a reordering: those between are lost, no wait */

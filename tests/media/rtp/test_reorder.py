@@ -110,20 +110,23 @@ def test_numbers_taken_by_telephone_events_are_not_gaps() -> None:
 
 def test_the_adaptive_wait_gives_a_gap_up_at_the_next_packet_until_a_reordering_is_seen() -> None:
     """Issue 66: no wait after a loss (a browser's jitter buffer took a fixed 60 ms after each for jitter);
-    a packet that comes after its gap was given up makes the wait what it needed and MARGIN, at most
-    ``hold``; the next swap waits that long, and calm halves it."""
+    a packet that comes after its gap was given up makes the wait ``hold``, and calm halves it."""
     buffer = ReorderBuffer()
     assert buffer.wait == 0.0
     buffer.push(0, 0, b"", 0.0)
     assert _seqs(buffer.push(2, 320, b"", 0.04)) == [(2, 1)]  # 1 given up at once
-    assert buffer.push(1, 160, b"", 0.06) == [] and buffer.late == 1  # 20 ms after its successor
-    assert buffer.wait == pytest.approx(0.02 + MARGIN)
-    assert buffer.push(4, 640, b"", 0.08) == []  # 3 missing: now it is waited for
-    assert _seqs(buffer.push(3, 480, b"", 0.10)) == [(3, 0), (4, 0)] and buffer.late == 1
-    buffer.push(6, 960, b"", 0.12)
-    assert _seqs(buffer.pop_due(0.12 + 0.03)) == [(6, 1)]  # 5 waited for (25 ms), given up
-    assert buffer.push(5, 800, b"", 0.30) == []  # far later than any wait: late, the wait at its ceiling
+    assert _seqs(buffer.push(3, 480, b"", 0.06)) == [(3, 0)]
+    assert buffer.push(1, 160, b"", 0.07) == [] and buffer.late == 1  # after its gap was given up
     assert buffer.wait == HOLD_SECONDS
-    buffer.push(8, 1280, b"", 0.30 + CALM)  # calm: a gap given up halves it
-    assert _seqs(buffer.pop_due(0.30 + CALM + HOLD_SECONDS)) == [(8, 1)]
+    assert buffer.push(5, 800, b"", 0.08) == []  # 4 missing: now it is waited for
+    assert _seqs(buffer.push(4, 640, b"", 0.13)) == [(4, 0), (5, 0)] and buffer.late == 1
+    buffer.push(7, 1120, b"", 0.14 + CALM)  # calm: the next gap given up halves the wait
+    assert _seqs(buffer.pop_due(0.14 + CALM + HOLD_SECONDS)) == [(7, 1)]
     assert buffer.wait == HOLD_SECONDS / 2
+    waits = []
+    for n in range(2, 5):  # and so on, down to 0 below MARGIN
+        buffer.push(7 + 2 * n, 1120 + 320 * n, b"", n * (CALM + 1))
+        buffer.pop_due(n * (CALM + 1) + HOLD_SECONDS)
+        waits.append(buffer.wait)
+    assert HOLD_SECONDS / 8 >= MARGIN > HOLD_SECONDS / 16
+    assert waits == [HOLD_SECONDS / 4, HOLD_SECONDS / 8, 0.0]
