@@ -87,7 +87,7 @@ class Page:
         from peers.web_user import WebUser
         from peers.webpeer import WebPeer
 
-        self.peer = WebPeer(freq=self.freq)
+        self.peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
         self.user = WebUser(
             self.front, f"u{self.index}", ALICE_SECRET, local_address=page_address(self.index)
         )
@@ -180,7 +180,7 @@ class Page:
             except WebUserError as exc:  # the gateway has no leg for it (moved): a new connection
                 if "sdp" not in str(exc):
                     raise
-        peer = WebPeer(freq=self.freq)
+        peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
         await again.request({"type": "reattach", "call_id": self.call_id, "sdp": await peer.offer()})
         reattached = await again.wait_for("reattached", call_id=self.call_id, timeout=LOST_AFTER)
         self.user = again
@@ -242,7 +242,7 @@ class RpcPage(Page):
     async def begin(self) -> None:
         from peers.webpeer import WebPeer
 
-        self.peer = WebPeer(freq=self.freq)
+        self.peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
         await self._socket()
         await self._request("announce", {"peer_id": f"p{self.index}"})
         result = await self._request("offer", {"sdp": await self.peer.offer(), "type": "offer"})
@@ -284,7 +284,7 @@ class RpcPage(Page):
                 raise RuntimeError("its call not resumed")
             await asyncio.sleep(0.2)
         self.relogins += 1
-        peer = WebPeer(freq=self.freq)
+        peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
         result = await self._request(
             "offer", {"call_id": self.call_id, "sdp": await peer.offer(), "type": "offer"}
         )
@@ -322,7 +322,7 @@ class HttpPage(RpcPage):
 
         connector = aiohttp.TCPConnector(local_addr=(page_address(self.index), 0))
         self.http = aiohttp.ClientSession(connector=connector, headers={"X-API-Key": api_key(self.index)})
-        self.peer = WebPeer(freq=self.freq)
+        self.peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
         body = {"sdp": {"type": "offer", "sdp": await self.peer.offer()}, "metadata": {"dial": "2000"}}
         answer = await self._post("/webrtc/offer", body)
         self.call_id = answer["session_id"]  # (its session id: what the bench follows it by)
@@ -371,7 +371,7 @@ class HttpPage(RpcPage):
 
         async with self._renewing:
             try:
-                peer = WebPeer(freq=self.freq)
+                peer = WebPeer(freq=self.freq, codecs=PAGE_CODEC[0])
                 body = {"sdp": {"type": "offer", "sdp": await peer.offer()}, "session_id": self.call_id}
                 answer = await self._post("/webrtc/offer", body)
                 self._moved = False
@@ -390,10 +390,15 @@ class HttpPage(RpcPage):
 DIALECTS: dict[str, type[Page]] = {"ws": Page, "jsonrpc": RpcPage, "http": HttpPage}
 
 
-async def pages_main(count: int, front: str, first: int, dialects: list[str]) -> None:
+PAGE_CODEC: list[tuple[str, ...] | None] = [None]  # the pages' offer (set by pages_main)
+
+
+async def pages_main(count: int, front: str, first: int, dialects: list[str], codec: str = "opus") -> None:
     """The pages' process (pages `first`... of the bench, each of the dialect its index gives): up, say so,
     follow the drains until told to stop, then report each page."""
-    from takeover_bench import LOGINS
+    from takeover_bench import LOGINS, PAGE_CODECS
+
+    PAGE_CODEC[0] = PAGE_CODECS[codec]
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -438,7 +443,7 @@ async def roll(
         if share:
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--pages", str(share), front, "--first", str(sum(shares[:index])),
-                "--dialects", ",".join(args.dialects),
+                "--dialects", ",".join(args.dialects), "--page-codec", args.page_codec,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             ))  # fmt: skip
     for pages in procs:
@@ -506,6 +511,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="the pages' dialects, the calls spread over them in turn: ws,jsonrpc,http",
     )  # fmt: skip
     parser.add_argument("--page-procs", type=int, default=1, help="processes the pages are spread over")
+    parser.add_argument(
+        "--page-codec", choices=("opus", "pcmu"), default="opus",
+        help="what the pages offer (takeover_bench.py's --page-codec): pcmu makes a page far cheaper",
+    )  # fmt: skip
     parser.add_argument("--pages", nargs=2, metavar=("COUNT", "FRONT"), help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -522,7 +531,9 @@ if __name__ == "__main__":
     arguments = parse()
     if arguments.pages:
         count, front_url = arguments.pages
-        asyncio.run(pages_main(int(count), front_url, arguments.first, arguments.dialects))
+        asyncio.run(
+            pages_main(int(count), front_url, arguments.first, arguments.dialects, arguments.page_codec)
+        )
     else:
         with contextlib.suppress(KeyboardInterrupt):
             sys.exit(asyncio.run(main(arguments)))
