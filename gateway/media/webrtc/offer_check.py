@@ -165,9 +165,7 @@ async def _aiortc_answers(
     except Exception as exc:  # aiortc raises what its code happens to raise (issue 32: KeyError...)
         _aiortc_parse(given)  # its parser's (a line it cannot read) named by that line
         message = str(exc) or type(exc).__name__
-        field = next(
-            (f for text, f in _AIORTC_FIELDS if text in message), f"m={pruned.audio.media}"
-        )
+        field = next((f for text, f in _AIORTC_FIELDS if text in message), f"m={pruned.audio.media}")
         logger.info("browser offer refused by aiortc (%s): %s", field, message)
         raise sdp.SdpUnacceptable(
             f"the WebRTC stack cannot take the offer ({field}): {message}", field=field
