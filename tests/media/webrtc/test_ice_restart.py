@@ -349,3 +349,10 @@ def test_the_aioice_code_paths_the_restart_relies_on() -> None:
     assert "self._nominated[pair.component] = pair" in inspect.getsource(Connection.check_complete)
     assert "self.protocol = protocol" in inspect.getsource(CandidatePair.__init__)
     assert 'f"{self.remote_username}:{self.local_username}"' in inspect.getsource(Connection.build_request)
+    # take_control_in_conflicts: the tie-breaker each check carries and each conflict compares, the role
+    # switched through self.switch_role, and the STUN codec's attribute tables
+    build = inspect.getsource(Connection.build_request)
+    assert 'request.attributes["ICE-CONTROLLED"] = self._tie_breaker' in build
+    assert "self._tie_breaker >= message.attributes" in inspect.getsource(Connection.request_received)
+    assert "self.switch_role(ice_controlling=True)" in inspect.getsource(Connection.check_start)
+    assert {"ATTRIBUTES_BY_TYPE", "ATTRIBUTES_BY_NAME", "pack_unsigned"} <= set(vars(aioice.stun))
