@@ -398,7 +398,11 @@ class LiveCallLedger:
             entries, handovers = await pipe.execute()
             return entries, handovers
 
-        found = await node.run("claim a lost instance's calls", take)
+        try:
+            found = await node.run("claim a lost instance's calls", take)
+        except ClusterUnavailable:  # (said by the node) the claim may be set, the hashes not read
+            await self._release(claim)
+            return  # the next heartbeat tries again
         if found is None:
             return  # another survivor has it
         entries, handovers = found
@@ -443,6 +447,17 @@ class LiveCallLedger:
             await node.run("forget a lost instance's calls", done)
         except ClusterUnavailable:
             logger.warning("cluster: %s's recorded calls stay in Redis until the claim lapses", instance_id)
+
+    async def _release(self, claim: str) -> None:
+        """Let go of this survivor's ``claim`` when its read failed: the claim is set before the hashes
+        are read, and left standing it would keep every survivor, this one too, from the dead instance's
+        calls for CLAIM_SECONDS (60 s: every call lost). Only a claim that is still ours is deleted."""
+        script = (
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+        )
+        node = self._node
+        with contextlib.suppress(ClusterUnavailable):  # (Redis still failing: the claim lapses by itself)
+            await node.run("release a failed claim", lambda c: c.eval(script, 1, claim, node.id))
 
     async def _left_alone(self, instance_id: str, http: str | None, claim: str) -> bool:
         """Whether another instance's calls are left to it: it still answers at its sealed HTTP address

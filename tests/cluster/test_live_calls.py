@@ -25,6 +25,7 @@ from gateway.cluster.live_calls import (
     lost_record,
     record_json,
 )
+from gateway.cluster.node import text
 from gateway.cluster.signing import HANDOVER, LIVE
 from gateway.ops.records import CallRecord, LegRecord
 from peers.ports import free_port
@@ -449,3 +450,48 @@ async def test_calls_and_handovers_are_written_again_to_a_redis_that_lost_them(t
         finally:
             await ledger.leave()
             await node.close()
+
+
+async def test_a_claim_whose_read_failed_is_released_for_the_next_heartbeat(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 65: a survivor claims a dead instance's calls (a key set for CLAIM_SECONDS, 60 s), then reads
+    its hashes; when that read fails (Redis timing out under load; here a real Redis error: the handover
+    key made a string, WRONGTYPE), the claim is let go, so that the next heartbeat (this survivor's or
+    another's) takes the calls over. It stayed for 60 s: nobody took them, and every call was lost."""
+    with running_redis(tmp_path) as redis:
+        a, b = (ClusterNode(settings(redis.url, name)) for name in "ab")
+        kept: list[CallRecord] = []
+        ledger_a = LiveCallLedger(a, lambda: [live_record("c1", 1000.0)], kept.append, lambda: {"c1": "{}"})
+        ledger_b, offered, written = survivor(b)
+        a.add_refresher("live calls", ledger_a.refresh, ledger_a.leave)
+        b.add_refresher("live calls", ledger_b.refresh, ledger_b.leave)
+        try:
+            await a.start()
+            await asyncio.sleep(0.5)
+            good = await a.redis.hgetall("gw:handover:a")
+            assert good and a._task is not None
+            a._task.cancel()  # a dies
+            await a.redis.delete("gw:handover:a")
+            await a.redis.set("gw:handover:a", "not a hash")  # the survivor's read of it fails
+            await b.start()
+            caplog.set_level(logging.WARNING, logger="gateway.cluster")
+            for _ in range(60):  # b's heartbeat (0.2 s) once a's lease (0.6 s) lapsed: it tries, and fails
+                await asyncio.sleep(0.05)
+                if "WRONGTYPE" in caplog.text:
+                    break
+            assert "WRONGTYPE" in caplog.text, "b never tried to read a's calls"
+            await ledger_b.wait_claims()
+            assert not await b.redis.exists("gw:live-claim:a"), "a failed claim still holds the calls"
+            await b.redis.delete("gw:handover:a")
+            readable = {text(k): text(v) for k, v in good.items()}  # the handover as it was
+            await b.redis.hset("gw:handover:a", mapping=readable)  # type: ignore[arg-type]
+            for _ in range(100):
+                if offered:
+                    break
+                await asyncio.sleep(0.05)
+            assert [(call_id, instance) for call_id, _, instance in offered] == [("c1", "a")]
+            assert written == []
+        finally:
+            await b.close()
+            await a.close()
