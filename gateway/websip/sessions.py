@@ -47,6 +47,7 @@ from gateway.sip.useragent.ua_events import (
     ReferReceived,
     ReinviteReceived,
     set_direction,
+    with_settled_setup,
 )
 from gateway.websip import takeover
 from gateway.websip.digits import DigitRelay, digit_of, sent
@@ -198,7 +199,7 @@ class WebSipSession:
                 dialog.release()  # (its follower then asks the call core, which no longer has it, to hang up)
 
     def our_sdp(self, call_id: str) -> str | None:
-        """Our last SDP to the library in call ``call_id`` (its DTLS role settled: ``_answer_role``)."""
+        """Our last SDP to the library in call ``call_id`` (its DTLS role settled: ``with_settled_setup``)."""
         return self._answers.get(call_id)
 
     def media_renewed(self, call_id: str, offer: str, answer: str) -> str:
@@ -306,7 +307,7 @@ class WebSipSession:
                         logger.info("call=%s: the browser's answer came too late: %s", call_id, exc)
                         await _quietly(leg.bye())
                         return
-                    self._answers[call_id] = _answer_role(offer, answer)
+                    self._answers[call_id] = with_settled_setup(offer, answer)
                     self._video.settled(call_id, answer)
                     self._video.library_said(call_id, answer)
                 case Failed(status=status):
@@ -573,14 +574,6 @@ async def _end_outgoing(leg: OutgoingCall) -> None:
 def _reject_status(status: int) -> int:
     """The browser's refusal as the call core takes it: busy, declined, or unavailable."""
     return 486 if status in (486, 600) else 603 if status == 603 else 480
-
-
-def _answer_role(offer: str, answer: str) -> str:
-    """Our offer as the SDP to mirror in answers to the browser's re-INVITEs: the DTLS role settled by
-    its answer (RFC 5763 §5: actpass in an offer only)."""
-    theirs = "active" if "a=setup:active" in answer else "passive"
-    ours = "passive" if theirs == "active" else "active"
-    return offer.replace("a=setup:actpass", f"a=setup:{ours}")
 
 
 def _quoted(text: str) -> str:

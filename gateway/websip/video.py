@@ -31,6 +31,7 @@ from gateway.signaling import events as sig
 from gateway.signaling.errors import Conflict, NotFound, SignalingError
 from gateway.signaling.service import CallService, PassthroughQuery, ReofferService, SessionSink
 from gateway.sip.useragent.ua_calls import Call
+from gateway.sip.useragent.ua_events import with_settled_setup
 from sipcore.errors import SIPError
 
 __all__ = ["MidcallVideo", "live_video"]
@@ -170,7 +171,7 @@ class MidcallVideo:
             if not result.ok or not result.sdp:
                 logger.info("call=%s the library refused the new media: %d", call_id, result.status)
                 return  # the call core's WEB_REOFFER timer refuses the SIP side
-            self._answers[call_id] = _our_side(offer, result.sdp)
+            self._answers[call_id] = with_settled_setup(offer, result.sdp)
             self.settled(call_id, result.sdp)
         finally:
             self._offering.discard(call_id)
@@ -178,14 +179,6 @@ class MidcallVideo:
             await self._calls.answer(self._session, call_id, result.sdp)
         except SignalingError as exc:
             logger.info("call=%s the library's answer came too late: %s", call_id, exc)
-
-
-def _our_side(offer: str, answer: str) -> str:
-    """Our offer as the SDP to answer the library's later hold/resume re-INVITEs with: the DTLS role its
-    answer settled (RFC 5763 §5: actpass in an offer only)."""
-    theirs = "active" if "a=setup:active" in answer else "passive"
-    ours = "passive" if theirs == "active" else "active"
-    return offer.replace("a=setup:actpass", f"a=setup:{ours}")
 
 
 def _quietly_reject(leg: Call, status: int) -> None:

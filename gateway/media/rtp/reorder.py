@@ -15,9 +15,10 @@ is due without a new packet, ``flush`` everything (before handing the direction 
 
 The wait adapts (``adaptive``, the lanes' way): 0 at first, so a lost packet's gap is given up as soon as
 the next one arrives; a packet that comes after its gap was given up (a reordering) makes it ``hold``, and
-``CALM`` s without another halve it, down to 0 below ``MARGIN``. (Growing it only to what that packet had
-needed lost a packet at each deeper reordering: under 40 +- 20 ms of jitter Chromium's PESQ fell 0.1-0.2.) A fixed 60 ms wait after every loss was seen by the browser's jitter buffer as 60 ms of jitter:
-at 2-5 % random loss Chromium held 116-140 ms of audio instead of 47-59 ms, the same PESQ (issue 66).
+each ``CALM`` s without another halve it, down to 0 below ``MARGIN``. A fixed 60 ms wait after every loss
+was seen by the browser's jitter buffer as 60 ms of jitter: at 2-5 % random loss Chromium held 102-140 ms
+of audio instead of 47-59 ms, for the same PESQ (issue 66; bench/RESULTS.md). Growing the wait only to
+what a reordered packet had needed lost a packet at each deeper reordering.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The events a call of the user agent reports to the call layer (frozen dataclasses), and a
-small SDP helper for hold and resume.
+"""The events a call of the user agent reports to the call layer (frozen dataclasses), and two
+small SDP text helpers: the direction for hold and resume, and the DTLS role an answer settled.
 
 Outgoing calls report :class:`Provisional`, :class:`EarlyMedia`, :class:`Answered`; incoming
 ones :class:`Confirmed` (the ACK of our 2xx) or :class:`Cancelled`; both
@@ -32,6 +32,7 @@ __all__ = [
     "ReinviteReceived",
     "ReinviteResult",
     "set_direction",
+    "with_settled_setup",
 ]
 
 
@@ -187,3 +188,11 @@ def set_direction(sdp: str, direction: str) -> str:
     if not count:
         text = text.rstrip("\r\n") + f"\r\na={direction}\r\n"
     return _ORIGIN.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + 1}", text, count=1)
+
+
+def with_settled_setup(offer: str, answer: str) -> str:
+    """Our ``offer`` as the DTLS roles stand once ``answer`` settled them (RFC 5763 §5: actpass is for
+    offers only): ``a=setup:actpass`` made passive to an active answer, else active; the SDP to mirror in
+    answers to the peer's later re-INVITEs."""
+    ours = "passive" if "a=setup:active" in answer else "active"
+    return offer.replace("a=setup:actpass", f"a=setup:{ours}")
